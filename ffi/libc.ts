@@ -1,0 +1,150 @@
+// libc, bound directly with koffi. This file knows nothing of rsp: it is the
+// list of system calls the proxy makes, their constants, and errno.
+//
+// Every function returns what the C function returns (-1 on failure); the
+// caller reads errno() straight after a -1, before any other libc call.
+// Buffers are passed as `void *`: koffi hands the C function a pointer into
+// the Buffer's own memory, so nothing is copied and nothing is allocated.
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+type Fn<A extends unknown[]> = (...args: A) => number;
+type Ptr = Buffer | null;
+
+// --- sockets ---------------------------------------------------------------
+export const socket: Fn<[domain: number, type: number, protocol: number]> = libc.func('int socket(int, int, int)');
+export const bind: Fn<[fd: number, addr: Buffer, len: number]> = libc.func('int bind(int, const void *, uint32_t)');
+export const listen: Fn<[fd: number, backlog: number]> = libc.func('int listen(int, int)');
+export const accept4: Fn<[fd: number, addr: Ptr, len: Ptr, flags: number]> = libc.func('int accept4(int, void *, void *, int)');
+export const connect: Fn<[fd: number, addr: Buffer, len: number]> = libc.func('int connect(int, const void *, uint32_t)');
+export const shutdown: Fn<[fd: number, how: number]> = libc.func('int shutdown(int, int)');
+export const setsockopt: Fn<[fd: number, level: number, name: number, value: Buffer, len: number]> =
+  libc.func('int setsockopt(int, int, int, const void *, uint32_t)');
+export const getsockopt: Fn<[fd: number, level: number, name: number, value: Buffer, len: Buffer]> =
+  libc.func('int getsockopt(int, int, int, void *, void *)');
+export const getsockname: Fn<[fd: number, addr: Buffer, len: Buffer]> = libc.func('int getsockname(int, void *, void *)');
+export const getpeername: Fn<[fd: number, addr: Buffer, len: Buffer]> = libc.func('int getpeername(int, void *, void *)');
+export const inet_pton: Fn<[family: number, text: string, out: Buffer]> = libc.func('int inet_pton(int, const char *, void *)');
+const inet_ntop_raw = libc.func('const char *inet_ntop(int, const void *, void *, uint32_t)');
+export function inet_ntop(family: number, src: Buffer, out: Buffer): string | null {
+  return inet_ntop_raw(family, src, out, out.length) as string | null;
+}
+
+// --- file descriptors ----------------------------------------------------
+export const read: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('long read(int, void *, unsigned long)');
+export const write: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('long write(int, const void *, unsigned long)');
+export const writev: Fn<[fd: number, iov: Buffer, count: number]> = libc.func('long writev(int, const void *, int)');
+export const close: Fn<[fd: number]> = libc.func('int close(int)');
+const fcntl_raw = libc.func('int fcntl(int, int, ...)');
+export function fcntl(fd: number, cmd: number, arg = 0): number {
+  return fcntl_raw(fd, cmd, 'int', arg) as number;
+}
+export const pipe2: Fn<[fds: Buffer, flags: number]> = libc.func('int pipe2(void *, int)');
+export const splice: Fn<[fdIn: number, offIn: null, fdOut: number, offOut: null, len: number, flags: number]> =
+  libc.func('long splice(int, void *, int, void *, unsigned long, unsigned int)');
+export const eventfd: Fn<[initval: number, flags: number]> = libc.func('int eventfd(unsigned int, int)');
+
+// --- epoll -----------------------------------------------------------------
+export const epoll_create1: Fn<[flags: number]> = libc.func('int epoll_create1(int)');
+export const epoll_ctl: Fn<[epfd: number, op: number, fd: number, event: Buffer | null]> =
+  libc.func('int epoll_ctl(int, int, int, void *)');
+export const epoll_wait: Fn<[epfd: number, events: Buffer, maxevents: number, timeout: number]> =
+  libc.func('int epoll_wait(int, void *, int, int)');
+
+/** errno of the last failed call on this thread. */
+export function errno(): number {
+  return koffi.errno();
+}
+
+// --- constants (Linux, same on x86_64 and aarch64) -------------------------
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SO_ERROR = 4;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_REUSEPORT = 15;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_IPV6 = 41;
+export const TCP_NODELAY = 1;
+export const IPV6_V6ONLY = 26;
+export const SHUT_RD = 0;
+export const SHUT_WR = 1;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const SPLICE_F_MOVE = 1;
+export const SPLICE_F_NONBLOCK = 2;
+
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLL_CTL_MOD = 3;
+export const EPOLLIN = 0x001;
+export const EPOLLPRI = 0x002;
+export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+export const EPOLLRDHUP = 0x2000;
+export const EPOLLONESHOT = 1 << 30;
+export const EPOLLET = 1 << 31; // negative as an int32: use `>>> 0` when printing
+
+// --- errno -----------------------------------------------------------------
+const codes = koffi.os.errno as Record<string, number>;
+export const EAGAIN: number = codes.EAGAIN;
+export const EINTR: number = codes.EINTR;
+export const EINPROGRESS: number = codes.EINPROGRESS;
+export const ECONNRESET: number = codes.ECONNRESET;
+export const ECONNREFUSED: number = codes.ECONNREFUSED;
+export const ECONNABORTED: number = codes.ECONNABORTED;
+export const EPIPE: number = codes.EPIPE;
+export const EMFILE: number = codes.EMFILE;
+export const ENFILE: number = codes.ENFILE;
+export const ENOBUFS: number = codes.ENOBUFS;
+export const ENOMEM: number = codes.ENOMEM;
+export const EPROTO: number = codes.EPROTO;
+export const EPERM: number = codes.EPERM;
+export const ETIMEDOUT: number = codes.ETIMEDOUT;
+export const EINVAL: number = codes.EINVAL;
+export const EBADF: number = codes.EBADF;
+export const ENOTCONN: number = codes.ENOTCONN;
+
+const names: string[] = [];
+for (const [name, code] of Object.entries(codes)) {
+  // EAGAIN and EWOULDBLOCK share a number: keep the first, most familiar name.
+  if (names[code] === undefined) names[code] = name;
+}
+names[codes.EAGAIN] = 'EAGAIN';
+
+/** The symbolic name of an errno value, e.g. 104 -> "ECONNRESET". */
+export function errnoName(code: number): string {
+  return names[code] ?? `errno ${code}`;
+}
+
+/** A failed system call: `socket: EMFILE`. `code` is the errno name, as in Node's own errors. */
+export class SysError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  constructor(syscall: string, errnum: number, detail?: string) {
+    super(`${syscall}${detail ? ` ${detail}` : ''}: ${errnoName(errnum)}`);
+    this.name = 'SysError';
+    this.code = errnoName(errnum);
+    this.errno = errnum;
+    this.syscall = syscall;
+  }
+}
+
+/** Throw a SysError when a setup-time call failed; returns the result otherwise. */
+export function check(syscall: string, result: number, detail?: string): number {
+  if (result < 0) throw new SysError(syscall, errno(), detail);
+  return result;
+}

@@ -1,0 +1,66 @@
+// struct sockaddr_in (16 bytes) and struct sockaddr_in6 (28 bytes), built and
+// parsed by hand: family in host order, port in network order (big-endian),
+// then the address bytes. Text <-> bytes goes through libc's inet_pton/ntop.
+import { AF_INET, AF_INET6, inet_ntop, inet_pton } from './libc';
+
+export const SOCKADDR_IN_SIZE = 16;
+export const SOCKADDR_IN6_SIZE = 28;
+/** Large enough for any address rsp deals with (sizeof(struct sockaddr_storage)). */
+export const SOCKADDR_MAX = 128;
+
+export interface SocketAddress {
+  family: 4 | 6;
+  address: string;
+  port: number;
+}
+
+/** Build the sockaddr for an IP literal and port; throws on anything that is not an IP literal. */
+export function toSockaddr(address: string, port: number): Buffer {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port ${port}`);
+  const v4 = Buffer.alloc(4);
+  if (inet_pton(AF_INET, address, v4) === 1) {
+    const sa = Buffer.alloc(SOCKADDR_IN_SIZE);
+    sa.writeUInt16LE(AF_INET, 0);
+    sa.writeUInt16BE(port, 2);
+    v4.copy(sa, 4);
+    return sa;
+  }
+  const v6 = Buffer.alloc(16);
+  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  if (inet_pton(AF_INET6, bare, v6) === 1) {
+    const sa = Buffer.alloc(SOCKADDR_IN6_SIZE);
+    sa.writeUInt16LE(AF_INET6, 0);
+    sa.writeUInt16BE(port, 2);
+    sa.writeUInt32LE(0, 4); // sin6_flowinfo
+    v6.copy(sa, 8);
+    sa.writeUInt32LE(0, 24); // sin6_scope_id
+    return sa;
+  }
+  throw new Error(`not an IP address: ${address}`);
+}
+
+/** Parse a sockaddr filled in by the kernel (accept, getsockname, getpeername). */
+export function fromSockaddr(sa: Buffer): SocketAddress {
+  const family = sa.readUInt16LE(0);
+  const port = sa.readUInt16BE(2);
+  const text = Buffer.alloc(64);
+  if (family === AF_INET) {
+    return { family: 4, address: inet_ntop(AF_INET, sa.subarray(4, 8), text) ?? '?', port };
+  }
+  if (family === AF_INET6) {
+    const address = inet_ntop(AF_INET6, sa.subarray(8, 24), text) ?? '?';
+    // A v4 client on a dual-stack listener shows up as ::ffff:a.b.c.d.
+    if (address.startsWith('::ffff:') && address.includes('.')) return { family: 4, address: address.slice(7), port };
+    return { family: 6, address, port };
+  }
+  throw new Error(`unknown address family ${family}`);
+}
+
+export function familyOf(sa: Buffer): number {
+  return sa.readUInt16LE(0);
+}
+
+/** "127.0.0.1:8000" or "[::1]:8000" */
+export function formatAddress(a: SocketAddress): string {
+  return a.family === 6 ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

@@ -1,0 +1,121 @@
+// rsp.c's main, on the main thread: read the arguments and the config, start
+// the worker that runs the reactor, print what it reports, and stop it on
+// SIGINT/SIGTERM. The main thread never touches a worker's sockets.
+import * as path from 'node:path';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import * as libc from '../ffi/libc';
+import { ConfigError, loadConfig, type Config } from './config';
+import { log, logError } from './log';
+import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
+
+const USAGE = `Usage: rsp [options] <config.lua>
+
+Runs the Really Simple Proxy with the Lua configuration file given.
+
+Options:
+  -h, --help       show this help and exit
+  -v, --version    print the version and exit
+
+Example config (the C rsp's three settings):
+  listenPort = "8000"
+  backendAddress = "127.0.0.1"
+  backendPort = "8888"
+
+See README.md for every option.`;
+
+function version(): string {
+  // dist/src/cli.js -> package.json two levels up
+  return (require(path.join(__dirname, '..', '..', 'package.json')) as { version: string }).version;
+}
+
+interface Args {
+  configPath: string;
+}
+
+/** Parse argv; prints and exits for --help, --version and usage errors (exit 2). */
+function parseArgs(argv: string[]): Args {
+  const positional: string[] = [];
+  for (const arg of argv) {
+    if (arg === '-h' || arg === '--help') {
+      process.stdout.write(USAGE + '\n');
+      process.exit(0);
+    } else if (arg === '-v' || arg === '--version') {
+      process.stdout.write(`rsp ${version()}\n`);
+      process.exit(0);
+    } else if (arg.startsWith('-') && arg !== '-') {
+      usageError(`unknown option ${arg}`);
+    } else {
+      positional.push(arg);
+    }
+  }
+  if (positional.length !== 1) usageError(positional.length === 0 ? 'no config file given' : 'only one config file, please');
+  return { configPath: positional[0] };
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`rsp: ${message}\n${USAGE.split('\n')[0]}\nTry 'rsp --help' for more.\n`);
+  process.exit(2);
+}
+
+/** Runs the proxy until a signal stops it. */
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  let config: Config;
+  try {
+    config = await loadConfig(args.configPath);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`Error parsing config file: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  start(config);
+}
+
+function start(config: Config): void {
+  const wakeFd = libc.check('eventfd', libc.eventfd(0, libc.EFD_NONBLOCK | libc.EFD_CLOEXEC));
+  const channel = new MessageChannel();
+  const data: WorkerData = { config, wakeFd, port: channel.port2 };
+  const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: data, transferList: [channel.port2] });
+  const one = Buffer.alloc(8);
+  one.writeBigUInt64LE(1n);
+
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    const message: ControlMessage = { type: 'stop' };
+    channel.port1.postMessage(message);
+    libc.write(wakeFd, one, 8);
+  };
+
+  worker.on('message', (message: WorkerMessage) => {
+    switch (message.type) {
+      case 'log':
+        (message.level === 'error' ? process.stderr : process.stdout).write(message.line + '\n');
+        break;
+      case 'listening':
+        log(`Started.  Listening on port ${message.port}.`);
+        break;
+      case 'fatal':
+        logError(message.message);
+        process.exitCode = 1;
+        break;
+      case 'stopped':
+        log('Stopped.');
+        break;
+    }
+  });
+  worker.on('error', (error) => {
+    logError(`worker failed: ${error.message}`);
+    process.exitCode = 1;
+  });
+  worker.on('exit', () => {
+    channel.port1.close();
+    libc.close(wakeFd);
+    process.exit(process.exitCode ?? 0);
+  });
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

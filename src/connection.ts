@@ -1,0 +1,384 @@
+// connection.c: one kind of connection for both sides of the proxy.
+//
+// Reading: on EPOLLIN read into the worker's one shared buffer and hand the
+// bytes to the owner (onData); read() == 0 is the peer's FIN (onEnd).
+// Writing: write() straight away when nothing is queued; whatever the kernel
+// did not take (EAGAIN or a short write) is copied into the write queue, and
+// EPOLLOUT is asked for only while something is queued.
+// Closing: close() waits for the queue to flush (the C version's "close
+// marker"); end() flushes and then shuts down our sending half only.
+//
+// A connection knows nothing of its peer: the owner (proxy.ts) ties two of them.
+import * as libc from '../ffi/libc';
+import type { Handler, Reactor, Timer } from './reactor';
+
+const { EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP, EAGAIN, EINTR } = libc;
+
+export interface ConnectionOwner {
+  /** A non-blocking connect() finished. */
+  onConnect(conn: Connection): void;
+  /** Bytes arrived. `data` is the shared read buffer: copy what you keep. */
+  onData(conn: Connection, data: Buffer, length: number): void;
+  /** The peer shut down its sending half (read() returned 0). */
+  onEnd(conn: Connection): void;
+  /** The write queue fell below the low-water mark after having passed the high-water mark. */
+  onDrain(conn: Connection): void;
+  /** The fd is closed. `cause` is "closed" for an orderly close, otherwise an errno name or reason. */
+  onClose(conn: Connection, cause: string): void;
+}
+
+export interface ConnectionLimits {
+  /** Stop reading from the peer once this many bytes are queued here. */
+  highWater: number;
+  /** ...and start again once the queue is down to this. */
+  lowWater: number;
+  /** Edge mode: reads per connection per loop turn before others get theirs. */
+  readBudget: number;
+  /** Bytes asked for by each read(): the size of the shared read buffer. */
+  readSize: number;
+}
+
+/** One shared read buffer per worker thread (each thread has its own copy of this module). */
+let readBuffer: Buffer = Buffer.allocUnsafe(64 * 1024);
+
+/** Queued bytes: a chunk of a Buffer, written from `start` up to `end`. */
+interface Chunk {
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+/** Small writes are gathered into chunks of at least this size. */
+const CHUNK_SIZE = 16 * 1024;
+
+const soErrorValue = Buffer.alloc(4);
+const soErrorLength = Buffer.alloc(4);
+
+/** The pending error of a socket (getsockopt SO_ERROR), e.g. after EPOLLERR or a failed connect. */
+export function socketError(fd: number): number {
+  soErrorLength.writeUInt32LE(4, 0);
+  if (libc.getsockopt(fd, libc.SOL_SOCKET, libc.SO_ERROR, soErrorValue, soErrorLength) < 0) return libc.errno();
+  return soErrorValue.readInt32LE(0);
+}
+
+export class Connection implements Handler {
+  generation = 0;
+  /** Anything the owner wants to hang on this connection (its name in logs, a role). */
+  label = '';
+  private connecting: boolean;
+  private reading = true; // false once paused, ended or closing
+  private paused = false;
+  private readEnded = false;
+  private writeEnded = false; // end() or close() called: no more writes accepted
+  private shutdownPending = false;
+  private closePending = false;
+  private closed = false;
+  private drainWanted = false;
+  private registered = false;
+  private mask = 0;
+  private chunks: Chunk[] = [];
+  private first = 0; // index of the oldest chunk still queued
+  private queuedBytes = 0;
+  private connectTimer: Timer | null = null;
+
+  constructor(
+    private readonly reactor: Reactor,
+    readonly fd: number,
+    private readonly owner: ConnectionOwner,
+    private readonly limits: ConnectionLimits,
+    connecting = false,
+  ) {
+    this.connecting = connecting;
+    if (readBuffer.length !== limits.readSize) readBuffer = Buffer.allocUnsafe(limits.readSize);
+    this.updateInterest();
+  }
+
+  get queued(): number {
+    return this.queuedBytes;
+  }
+  get isClosed(): boolean {
+    return this.closed;
+  }
+  get hasEnded(): boolean {
+    return this.readEnded;
+  }
+  get isConnecting(): boolean {
+    return this.connecting;
+  }
+
+  /** Fail the connect if it has not finished within `ms`. */
+  connectTimeout(ms: number): void {
+    if (this.connecting && ms > 0) this.connectTimer = this.reactor.after(ms, () => this.destroy('ETIMEDOUT'));
+  }
+
+  handle(events: number): void {
+    if (this.connecting) {
+      this.finishConnect(events);
+      return;
+    }
+    if (this.queuedBytes > 0 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) !== 0) {
+      this.flush();
+      if (this.closed) return;
+    }
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) === 0) return;
+    if (this.reading) {
+      this.readSome();
+    } else if ((events & EPOLLERR) !== 0) {
+      this.destroy(libc.errnoName(socketError(this.fd)));
+    } else if ((events & EPOLLHUP) !== 0 && !this.reactor.edge && this.queuedBytes === 0) {
+      // Level-triggered epoll reports HUP even with an empty mask: while we
+      // are not reading, leave the epoll set instead of spinning on it.
+      this.reactor.remove(this, false);
+      this.registered = false;
+    }
+  }
+
+  abort(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.destroy(`internal error: ${message}`);
+  }
+
+  /** connection_write: send now if possible, queue the rest. */
+  write(data: Buffer, length: number): void {
+    if (this.closed || this.writeEnded) return;
+    let written = 0;
+    if (!this.connecting && this.queuedBytes === 0) {
+      const counters = this.reactor.counters;
+      const n = libc.write(this.fd, data, length);
+      counters.writes++;
+      if (n === length) {
+        counters.bytesWritten += n;
+        return;
+      }
+      if (n >= 0) {
+        written = n;
+        counters.bytesWritten += n;
+        counters.shortWrites++;
+      } else {
+        const err = libc.errno();
+        if (err !== EAGAIN && err !== EINTR) {
+          this.destroy(libc.errnoName(err));
+          return;
+        }
+      }
+    }
+    this.enqueue(data, written, length);
+  }
+
+  /** Shut down our sending half once the queue is flushed (half-close). */
+  end(): void {
+    if (this.closed || this.writeEnded) return;
+    this.writeEnded = true;
+    if (this.connecting || this.queuedBytes > 0) this.shutdownPending = true;
+    else this.shutdownNow();
+  }
+
+  /** connection_close: stop reading, flush the queue, then close. */
+  close(): void {
+    if (this.closed) return;
+    this.reading = false;
+    this.writeEnded = true;
+    if (this.queuedBytes === 0 || this.connecting) {
+      this.destroy('closed');
+      return;
+    }
+    this.closePending = true;
+    this.updateInterest();
+  }
+
+  /** Backpressure: stop reading until resumeReading(). */
+  pauseReading(): void {
+    if (!this.reading) return;
+    this.reading = false;
+    this.paused = true;
+    this.updateInterest();
+  }
+
+  resumeReading(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    if (this.readEnded || this.closePending) return;
+    this.reading = true;
+    // No new edge will come for bytes that are already waiting: look ourselves.
+    if (this.reactor.edge) this.reactor.defer(this, EPOLLIN);
+    this.updateInterest();
+  }
+
+  /** Ask for onDrain() once the queue is at the low-water mark. */
+  wantDrain(): void {
+    this.drainWanted = true;
+  }
+
+  /** connection_really_close: close the fd now, queued bytes are dropped. */
+  destroy(cause: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reading = false;
+    if (this.connectTimer !== null) this.connectTimer.cancel();
+    if (this.registered) this.reactor.remove(this, true);
+    this.registered = false;
+    libc.close(this.fd);
+    this.chunks = [];
+    this.queuedBytes = 0;
+    const closes = this.reactor.counters.closes;
+    closes[cause] = (closes[cause] ?? 0) + 1;
+    this.owner.onClose(this, cause);
+  }
+
+  private finishConnect(events: number): void {
+    if ((events & (EPOLLERR | EPOLLHUP)) !== 0) {
+      // The reason the connect failed is the socket's pending error.
+      this.destroy(libc.errnoName(socketError(this.fd) || libc.ECONNREFUSED));
+      return;
+    }
+    if ((events & EPOLLOUT) === 0) return;
+    this.connecting = false;
+    this.reactor.counters.connects++;
+    if (this.connectTimer !== null) {
+      this.connectTimer.cancel();
+      this.connectTimer = null;
+    }
+    this.owner.onConnect(this);
+    if (this.closed) return;
+    if (this.queuedBytes > 0) this.flush();
+    else if (this.shutdownPending) this.shutdownNow();
+    if (!this.closed) this.updateInterest();
+  }
+
+  private readSome(): void {
+    const counters = this.reactor.counters;
+    const edge = this.reactor.edge;
+    const budget = edge ? this.limits.readBudget : 1;
+    const buf = readBuffer;
+    for (let turn = 0; turn < budget; turn++) {
+      const n = libc.read(this.fd, buf, buf.length);
+      counters.reads++;
+      if (n > 0) {
+        counters.bytesRead += n;
+        this.owner.onData(this, buf, n);
+        if (!this.reading) return;
+        // Level-triggered: epoll will say so again if more is waiting.
+        if (!edge) return;
+        continue;
+      }
+      if (n === 0) {
+        this.readEnded = true;
+        this.reading = false;
+        this.owner.onEnd(this);
+        if (!this.closed) this.updateInterest();
+        return;
+      }
+      const err = libc.errno();
+      if (err === EAGAIN) {
+        counters.readsEagain++;
+        return;
+      }
+      if (err === EINTR) continue;
+      this.destroy(libc.errnoName(err));
+      return;
+    }
+    // Edge-triggered and still not drained: let every other ready connection
+    // have its turn first, then carry on (no new edge would wake us).
+    this.reactor.defer(this, EPOLLIN);
+  }
+
+  private enqueue(data: Buffer, from: number, to: number): void {
+    const length = to - from;
+    const last = this.chunks.length > this.first ? this.chunks[this.chunks.length - 1] : null;
+    if (last !== null && last.buf.length - last.end >= length) {
+      data.copy(last.buf, last.end, from, to);
+      last.end += length;
+    } else {
+      const buf = Buffer.allocUnsafe(Math.max(CHUNK_SIZE, length));
+      data.copy(buf, 0, from, to);
+      this.chunks.push({ buf, start: 0, end: length });
+    }
+    this.queuedBytes += length;
+    const counters = this.reactor.counters;
+    counters.bytesQueued += length;
+    if (this.queuedBytes > counters.peakQueue) counters.peakQueue = this.queuedBytes;
+    this.updateInterest();
+  }
+
+  /** connection_on_out_event: write queued chunks until done or EAGAIN. */
+  private flush(): void {
+    const counters = this.reactor.counters;
+    while (this.first < this.chunks.length) {
+      const chunk = this.chunks[this.first];
+      const length = chunk.end - chunk.start;
+      const n = libc.write(this.fd, chunk.start === 0 ? chunk.buf : chunk.buf.subarray(chunk.start), length);
+      counters.writes++;
+      if (n < 0) {
+        const err = libc.errno();
+        if (err === EAGAIN) break;
+        if (err === EINTR) continue;
+        this.destroy(libc.errnoName(err));
+        return;
+      }
+      counters.bytesWritten += n;
+      this.queuedBytes -= n;
+      if (n < length) {
+        counters.shortWrites++;
+        chunk.start += n;
+        break;
+      }
+      this.first++;
+    }
+    if (this.first === this.chunks.length) {
+      this.chunks.length = 0;
+      this.first = 0;
+    } else if (this.first > 64) {
+      this.chunks = this.chunks.slice(this.first);
+      this.first = 0;
+    }
+    if (this.queuedBytes === 0) {
+      if (this.closePending) {
+        this.destroy('closed');
+        return;
+      }
+      if (this.shutdownPending) this.shutdownNow();
+    }
+    if (this.drainWanted && this.queuedBytes <= this.limits.lowWater) {
+      this.drainWanted = false;
+      this.owner.onDrain(this);
+      if (this.closed) return;
+    }
+    this.updateInterest();
+  }
+
+  private shutdownNow(): void {
+    this.shutdownPending = false;
+    if (libc.shutdown(this.fd, libc.SHUT_WR) < 0) {
+      const err = libc.errno();
+      // ENOTCONN: the peer is already gone; the read side will tell us.
+      if (err !== libc.ENOTCONN) this.destroy(libc.errnoName(err));
+    }
+  }
+
+  /**
+   * Keep the epoll registration in line with what we want to hear about.
+   * Level-triggered: EPOLLIN while reading, EPOLLOUT only while something is
+   * queued (or a connect is in progress) - otherwise every turn would report
+   * the socket writable. Edge-triggered: register everything once; an edge
+   * only comes when something changes, so there is nothing to switch off.
+   */
+  private updateInterest(): void {
+    if (this.closed) return;
+    let mask: number;
+    if (this.reactor.edge) {
+      mask = EPOLLIN | EPOLLRDHUP | EPOLLOUT;
+    } else {
+      mask = 0;
+      if (this.reading) mask |= EPOLLIN | EPOLLRDHUP;
+      if (this.connecting || this.queuedBytes > 0) mask |= EPOLLOUT;
+    }
+    if (!this.registered) {
+      if (mask === 0) return; // see handle(): left the set after a HUP
+      this.reactor.add(this, mask);
+      this.registered = true;
+      this.mask = mask;
+    } else if (mask !== this.mask) {
+      this.reactor.modify(this, mask);
+      this.mask = mask;
+    }
+  }
+}

@@ -1,0 +1,122 @@
+// server_socket.c: the listening socket and its accept loop.
+import * as libc from '../ffi/libc';
+import { toSockaddr } from '../ffi/sockaddr';
+import { log, logError } from './log';
+import { localAddress, setFlag, setNoDelay } from './netutils';
+import type { Handler, Reactor, Timer } from './reactor';
+
+export interface ListenerOptions {
+  address: string;
+  port: number;
+  backlog: number;
+  /** Connections accepted per readiness event before other handlers get a turn. */
+  acceptBudget: number;
+}
+
+/** How long to stop accepting when the process or system is out of file descriptors. */
+const FD_EXHAUSTED_PAUSE_MS = 100;
+
+/**
+ * create_and_bind + listen. The address is an IP literal (the config resolved
+ * names already); "::" listens on IPv6 and IPv4 both.
+ */
+export function createAndBind(address: string, port: number, backlog: number): number {
+  const sockaddr = toSockaddr(address, port);
+  const family = sockaddr.readUInt16LE(0);
+  const fd = libc.check('socket', libc.socket(family, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0));
+  try {
+    setFlag(fd, libc.SOL_SOCKET, libc.SO_REUSEADDR, 'SO_REUSEADDR');
+    if (family === libc.AF_INET6 && address.replace(/[[\]]/g, '') === '::') {
+      const zero = Buffer.alloc(4);
+      libc.setsockopt(fd, libc.IPPROTO_IPV6, libc.IPV6_V6ONLY, zero, 4);
+    }
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one
+    // setsockopt here instead of one per connection.
+    setNoDelay(fd);
+    libc.check('bind', libc.bind(fd, sockaddr, sockaddr.length), `${address} port ${port}`);
+    libc.check('listen', libc.listen(fd, backlog));
+  } catch (error) {
+    libc.close(fd);
+    throw error;
+  }
+  return fd;
+}
+
+export class Listener implements Handler {
+  generation = 0;
+  readonly fd: number;
+  readonly port: number;
+  private pausedUntilRetry: Timer | null = null;
+  private out = false; // in an EMFILE/ENFILE episode
+
+  constructor(
+    private readonly reactor: Reactor,
+    options: ListenerOptions,
+    /** Called with each accepted, non-blocking fd. */
+    private readonly onAccept: (fd: number) => void,
+    private readonly acceptBudget = options.acceptBudget,
+  ) {
+    this.fd = createAndBind(options.address, options.port, options.backlog);
+    this.port = localAddress(this.fd)?.port ?? options.port;
+    reactor.add(this, libc.EPOLLIN);
+  }
+
+  /** handle_server_socket_event: accept until EAGAIN (or the budget is spent). */
+  handle(_events: number): void {
+    const counters = this.reactor.counters;
+    for (let i = 0; i < this.acceptBudget; i++) {
+      const fd = libc.accept4(this.fd, null, null, libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC);
+      if (fd >= 0) {
+        counters.accepts++;
+        if (this.out) {
+          this.out = false;
+          log('Accepting connections again.');
+        }
+        this.onAccept(fd);
+        continue;
+      }
+      const err = libc.errno();
+      if (err === libc.EAGAIN) return;
+      if (err === libc.EMFILE || err === libc.ENFILE || err === libc.ENOBUFS || err === libc.ENOMEM) {
+        this.backOff(err);
+        return;
+      }
+      // ECONNABORTED, EPROTO, EINTR, EPERM (firewall): that one connection is
+      // gone; the listener is fine. Anything else is logged and retried.
+      if (err !== libc.ECONNABORTED && err !== libc.EINTR && err !== libc.EPROTO && err !== libc.EPERM) {
+        logError(`accept: ${libc.errnoName(err)}`);
+        return;
+      }
+    }
+    // More may be waiting. Level-triggered epoll will say so again; edge
+    // mode needs to be told to come back.
+    if (this.reactor.edge) this.reactor.defer(this, libc.EPOLLIN);
+  }
+
+  abort(error: unknown): void {
+    logError(`listener: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  close(): void {
+    if (this.pausedUntilRetry) this.pausedUntilRetry.cancel();
+    if (this.reactor.isRegistered(this)) this.reactor.remove(this, true);
+    libc.close(this.fd);
+  }
+
+  /**
+   * Out of fds: the pending connection stays in the backlog, so a level-
+   * triggered listener would be reported again at once and spin the CPU.
+   * Leave the epoll set for a moment instead, and say so once per episode.
+   */
+  private backOff(err: number): void {
+    if (!this.out) {
+      this.out = true;
+      logError(`accept: ${libc.errnoName(err)} (out of file descriptors); pausing accepts for ${FD_EXHAUSTED_PAUSE_MS} ms at a time until some are free`);
+    }
+    this.reactor.remove(this, false);
+    this.pausedUntilRetry = this.reactor.after(FD_EXHAUSTED_PAUSE_MS, () => {
+      this.pausedUntilRetry = null;
+      this.reactor.add(this, libc.EPOLLIN);
+    });
+  }
+}

@@ -1,0 +1,117 @@
+// proxy_data: the pairing of one client connection with one backend
+// connection, and the rules for what flows between them.
+//
+//  - bytes read on one side are written to the other;
+//  - backpressure: once the other side has more than highWater bytes queued,
+//    stop reading this side until that queue is down to lowWater;
+//  - half-close: EOF from one side becomes shutdown(SHUT_WR) on the other once
+//    its queue is flushed; the other direction carries on until it ends too;
+//  - an error on the client drops the backend; an error on the backend
+//    flushes what the client is owed and closes it.
+//
+// The backend is not chosen here. TCP mode connects as soon as the client is
+// accepted; an HTTP mode can read a request head first, then call connect(),
+// and detach() / connect() again per request on a keep-alive connection.
+import { Connection, type ConnectionLimits, type ConnectionOwner } from './connection';
+import { logError } from './log';
+import { describePeer, startConnect } from './netutils';
+import type { Reactor } from './reactor';
+import { SysError } from '../ffi/libc';
+
+/** Where to connect: resolved once at start-up. */
+export interface Backend {
+  /** "127.0.0.1:8888", for logs. */
+  name: string;
+  sockaddr: Buffer;
+}
+
+/** Chooses the backend for a new pairing (a balancer later chooses among many). */
+export interface BackendPicker {
+  pick(): Backend | null;
+}
+
+export interface ProxyContext {
+  reactor: Reactor;
+  limits: ConnectionLimits;
+  /** Milliseconds a backend connect may take; 0 for no limit. */
+  connectTimeout: number;
+}
+
+export class Proxy implements ConnectionOwner {
+  readonly client: Connection;
+  backend: Connection | null = null;
+  private target: Backend | null = null;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    clientFd: number,
+  ) {
+    this.client = new Connection(ctx.reactor, clientFd, this, ctx.limits);
+  }
+
+  /** Open the backend side. Client bytes that arrive meanwhile are queued on it. */
+  connect(target: Backend): void {
+    this.target = target;
+    let started;
+    try {
+      started = startConnect(target.sockaddr);
+    } catch (error) {
+      this.backendFailed(error instanceof SysError ? error.code : String(error));
+      return;
+    }
+    const backend = new Connection(this.ctx.reactor, started.fd, this, this.ctx.limits, started.inProgress);
+    this.backend = backend;
+    if (started.inProgress) backend.connectTimeout(this.ctx.connectTimeout);
+    else this.ctx.reactor.counters.connects++;
+  }
+
+  onConnect(_conn: Connection): void {}
+
+  onData(from: Connection, data: Buffer, length: number): void {
+    const to = from === this.client ? this.backend : this.client;
+    if (to === null) return;
+    to.write(data, length);
+    if (to.queued > this.ctx.limits.highWater && !from.isClosed) {
+      from.pauseReading();
+      to.wantDrain();
+    }
+  }
+
+  onDrain(conn: Connection): void {
+    const other = conn === this.client ? this.backend : this.client;
+    other?.resumeReading();
+  }
+
+  onEnd(from: Connection): void {
+    const to = from === this.client ? this.backend : this.client;
+    if (to === null) {
+      from.close();
+      return;
+    }
+    to.end();
+    if (this.client.hasEnded && this.backend!.hasEnded) {
+      // Both directions are finished: flush what is queued, then close.
+      this.client.close();
+      this.backend!.close();
+    }
+  }
+
+  onClose(conn: Connection, cause: string): void {
+    if (conn === this.client) {
+      if (this.backend !== null && !this.backend.isClosed) this.backend.destroy(cause === 'closed' ? 'closed' : 'client gone');
+      return;
+    }
+    if (conn.isConnecting) {
+      this.backendFailed(cause);
+      return;
+    }
+    // Backend gone: the client still gets what was queued for it.
+    this.client.close();
+  }
+
+  private backendFailed(reason: string): void {
+    const name = this.target?.name ?? '?';
+    logError(`Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
+    this.client.close();
+  }
+}

@@ -1,0 +1,239 @@
+// epollinterface.c: one epoll set, handlers registered in it, and the loop
+// that waits for events and hands each one to its handler.
+//
+// A handler is an object with an fd and a handle(events) method; its own
+// fields are the "closure" of the C version. The reactor knows nothing of
+// connections or proxying.
+//
+// Batch safety. The C rsp first took one event per epoll_wait, because a batch
+// can hold an event for a handler that an earlier event of the same batch
+// closed. Worse, the fd number of the closed handler may already belong to a
+// new connection accepted earlier in the batch. rsp fetches up to maxEvents
+// events per call and keeps them apart with a generation number: every add()
+// gives the handler a fresh generation, and epoll_event.data carries both the
+// fd and that generation. An event is delivered only if handlers[fd] is still
+// there and still has the generation the event was registered with.
+import * as libc from '../ffi/libc';
+import { EPOLL_DATA_OFFSET, EPOLL_EVENT_SIZE, writeEpollEvent } from '../ffi/epoll_event';
+
+export interface Handler {
+  fd: number;
+  /** Set by the reactor on add(); 0 while not registered. */
+  generation: number;
+  /** Called with the epoll event mask (EPOLLIN, EPOLLOUT...). */
+  handle(events: number): void;
+  /** Called if handle() threw: the handler must release its fd. */
+  abort(error: unknown): void;
+}
+
+export type TriggerMode = 'level' | 'edge';
+
+export interface ReactorOptions {
+  triggerMode: TriggerMode;
+  maxEvents: number;
+}
+
+/** What the reactor has done, for people watching epoll at work (and for stats). */
+export class Counters {
+  waits = 0;
+  events = 0;
+  maxBatch = 0;
+  staleEvents = 0;
+  deferred = 0;
+  ctlAdd = 0;
+  ctlMod = 0;
+  ctlDel = 0;
+  reads = 0;
+  readsEagain = 0;
+  writes = 0;
+  shortWrites = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+  bytesQueued = 0;
+  peakQueue = 0;
+  accepts = 0;
+  connects = 0;
+  closes: Record<string, number> = {};
+}
+
+export class Timer {
+  cancelled = false;
+  constructor(
+    readonly due: number,
+    readonly fire: () => void,
+  ) {}
+  cancel(): void {
+    this.cancelled = true;
+  }
+}
+
+export class Reactor {
+  readonly epfd: number;
+  readonly edge: boolean;
+  readonly counters = new Counters();
+  private readonly handlers: (Handler | undefined)[] = [];
+  private nextGeneration = 1;
+  private readonly eventBuffer: Buffer;
+  private readonly words: Uint32Array;
+  private readonly maxEvents: number;
+  private readonly ctlEvent = Buffer.alloc(EPOLL_EVENT_SIZE);
+  private running = false;
+  // Ready list: handlers that stopped early (edge mode budget, resumed reading)
+  // and must be called again without waiting for a new edge.
+  private ready: Handler[] = [];
+  private readyEvents: number[] = [];
+  private readyGenerations: number[] = [];
+  private timers: Timer[] = [];
+
+  constructor(options: ReactorOptions) {
+    this.epfd = libc.check('epoll_create1', libc.epoll_create1(libc.EPOLL_CLOEXEC));
+    this.edge = options.triggerMode === 'edge';
+    this.maxEvents = options.maxEvents;
+    this.eventBuffer = Buffer.alloc(EPOLL_EVENT_SIZE * this.maxEvents);
+    this.words = new Uint32Array(this.eventBuffer.buffer, this.eventBuffer.byteOffset, this.eventBuffer.length / 4);
+  }
+
+  /** epoll_add_handler: register `handler` for `mask` (EPOLLET is added in edge mode). */
+  add(handler: Handler, mask: number): void {
+    const generation = this.nextGeneration;
+    this.nextGeneration = this.nextGeneration === 0xffffffff ? 1 : this.nextGeneration + 1;
+    this.ctl(libc.EPOLL_CTL_ADD, handler.fd, mask, generation);
+    handler.generation = generation;
+    this.handlers[handler.fd] = handler;
+    this.counters.ctlAdd++;
+  }
+
+  /** Change what `handler` is registered for. */
+  modify(handler: Handler, mask: number): void {
+    this.ctl(libc.EPOLL_CTL_MOD, handler.fd, mask, handler.generation);
+    this.counters.ctlMod++;
+  }
+
+  /**
+   * epoll_remove_handler. When the caller is about to close the fd, the kernel
+   * drops it from the epoll set by itself, so `closing` skips the syscall.
+   */
+  remove(handler: Handler, closing: boolean): void {
+    if (this.handlers[handler.fd] === handler) this.handlers[handler.fd] = undefined;
+    if (!closing) {
+      if (libc.epoll_ctl(this.epfd, libc.EPOLL_CTL_DEL, handler.fd, null) < 0) {
+        throw new libc.SysError('epoll_ctl(DEL)', libc.errno(), `fd ${handler.fd}`);
+      }
+      this.counters.ctlDel++;
+    }
+    handler.generation = 0;
+  }
+
+  isRegistered(handler: Handler): boolean {
+    return handler.generation !== 0 && this.handlers[handler.fd] === handler;
+  }
+
+  /** Call handler.handle(events) on this loop turn, after the current batch, without waiting for epoll. */
+  defer(handler: Handler, events: number): void {
+    this.ready.push(handler);
+    this.readyEvents.push(events);
+    this.readyGenerations.push(handler.generation);
+    this.counters.deferred++;
+  }
+
+  /** Run `fire` once after `ms` milliseconds (not on the hot path: timeouts and back-offs). */
+  after(ms: number, fire: () => void): Timer {
+    const timer = new Timer(performance.now() + ms, fire);
+    let i = this.timers.length;
+    while (i > 0 && this.timers[i - 1].due > timer.due) i--;
+    this.timers.splice(i, 0, timer);
+    return timer;
+  }
+
+  /** Handlers currently registered (for shutdown). */
+  registered(): Handler[] {
+    return this.handlers.filter((h): h is Handler => h !== undefined);
+  }
+
+  stop(): void {
+    this.running = false;
+  }
+
+  /** do_reactor_loop: wait, dispatch, repeat until stop(). */
+  run(): void {
+    const words = this.words;
+    const stride = EPOLL_EVENT_SIZE / 4;
+    const dataWord = EPOLL_DATA_OFFSET / 4;
+    const counters = this.counters;
+    this.running = true;
+    while (this.running) {
+      const n = libc.epoll_wait(this.epfd, this.eventBuffer, this.maxEvents, this.nextTimeout());
+      if (n < 0) {
+        const err = libc.errno();
+        if (err === libc.EINTR) continue;
+        throw new libc.SysError('epoll_wait', err);
+      }
+      counters.waits++;
+      counters.events += n;
+      if (n > counters.maxBatch) counters.maxBatch = n;
+      for (let i = 0; i < n; i++) {
+        const base = i * stride;
+        const handler = this.handlers[words[base + dataWord]];
+        // Closed earlier in this batch, or its fd now belongs to someone else.
+        if (handler === undefined || handler.generation !== words[base + dataWord + 1]) {
+          counters.staleEvents++;
+          continue;
+        }
+        this.dispatch(handler, words[base]);
+      }
+      if (this.ready.length > 0) this.runReady();
+      if (this.timers.length > 0) this.runTimers();
+    }
+  }
+
+  close(): void {
+    libc.close(this.epfd);
+  }
+
+  private dispatch(handler: Handler, events: number): void {
+    try {
+      handler.handle(events);
+    } catch (error) {
+      // A bug in one handler must not stop the loop for every other connection.
+      handler.abort(error);
+    }
+  }
+
+  private runReady(): void {
+    const handlers = this.ready;
+    const events = this.readyEvents;
+    const generations = this.readyGenerations;
+    this.ready = [];
+    this.readyEvents = [];
+    this.readyGenerations = [];
+    for (let i = 0; i < handlers.length; i++) {
+      const handler = handlers[i];
+      if (handler.generation === generations[i] && this.handlers[handler.fd] === handler) {
+        this.dispatch(handler, events[i]);
+      }
+    }
+  }
+
+  private nextTimeout(): number {
+    if (this.ready.length > 0) return 0;
+    if (this.timers.length === 0) return -1;
+    return Math.max(0, Math.ceil(this.timers[0].due - performance.now()));
+  }
+
+  private runTimers(): void {
+    const now = performance.now();
+    while (this.timers.length > 0 && this.timers[0].due <= now) {
+      const timer = this.timers.shift()!;
+      if (!timer.cancelled) timer.fire();
+    }
+  }
+
+  private ctl(op: number, fd: number, mask: number, generation: number): void {
+    const events = this.edge ? mask | libc.EPOLLET : mask;
+    writeEpollEvent(this.ctlEvent, 0, events, fd, generation);
+    if (libc.epoll_ctl(this.epfd, op, fd, this.ctlEvent) < 0) {
+      const name = op === libc.EPOLL_CTL_ADD ? 'ADD' : 'MOD';
+      throw new libc.SysError(`epoll_ctl(${name})`, libc.errno(), `fd ${fd}`);
+    }
+  }
+}

@@ -1,0 +1,105 @@
+// The worker thread: builds a reactor, a listener and the proxy from the
+// validated config, then blocks in the reactor loop.
+//
+// The main thread talks to it through an eventfd registered in the same epoll
+// set (to wake epoll_wait) and a MessagePort (to say what it wants), read
+// synchronously with receiveMessageOnPort because this thread's own event loop
+// never turns while the reactor runs.
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import * as libc from '../ffi/libc';
+import { toSockaddr, formatAddress } from '../ffi/sockaddr';
+import type { Config } from './config';
+import { setLogSink, logError } from './log';
+import { Listener } from './listener';
+import { Proxy, type Backend, type ProxyContext } from './proxy';
+import { Reactor, type Handler, type Counters } from './reactor';
+
+export interface WorkerData {
+  config: Config;
+  /** eventfd the main thread writes to after posting on `port`. */
+  wakeFd: number;
+  port: MessagePort;
+}
+
+/** Messages a worker sends to the main thread. */
+export type WorkerMessage =
+  | { type: 'log'; level: 'info' | 'error'; line: string }
+  | { type: 'listening'; port: number }
+  | { type: 'fatal'; message: string }
+  | { type: 'stopped'; counters: Counters };
+
+/** Messages the main thread sends to a worker. */
+export type ControlMessage = { type: 'stop' };
+
+const eventfdValue = Buffer.alloc(8);
+
+/** The eventfd: wakes epoll_wait when the main thread has posted a message. */
+class Control implements Handler {
+  generation = 0;
+  constructor(
+    readonly fd: number,
+    private readonly port: MessagePort,
+    private readonly reactor: Reactor,
+  ) {}
+
+  handle(_events: number): void {
+    libc.read(this.fd, eventfdValue, 8); // reset the counter; EAGAIN just means already read
+    for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
+      const message = m.message as ControlMessage;
+      if (message.type === 'stop') this.reactor.stop();
+    }
+  }
+
+  abort(error: unknown): void {
+    logError(`control: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function post(message: WorkerMessage): void {
+  parentPort!.postMessage(message);
+}
+
+function main(): void {
+  const { config, wakeFd, port } = workerData as WorkerData;
+  setLogSink((level, line) => post({ type: 'log', level, line }));
+
+  const reactor = new Reactor({ triggerMode: config.triggerMode, maxEvents: config.maxEvents });
+  const ctx: ProxyContext = {
+    reactor,
+    connectTimeout: config.connectTimeout,
+    limits: {
+      highWater: config.highWaterMark,
+      lowWater: config.lowWaterMark,
+      readBudget: config.readBudget,
+      readSize: config.readBufferSize,
+    },
+  };
+  const backend: Backend = {
+    name: formatAddress({ family: config.backendAddress.includes(':') ? 6 : 4, address: config.backendAddress, port: config.backendPort }),
+    sockaddr: toSockaddr(config.backendAddress, config.backendPort),
+  };
+
+  let listener: Listener;
+  try {
+    listener = new Listener(
+      reactor,
+      { address: config.listenAddress, port: config.listenPort, backlog: config.backlog, acceptBudget: config.acceptBudget },
+      (fd) => new Proxy(ctx, fd).connect(backend),
+    );
+  } catch (error) {
+    const message = error instanceof libc.SysError && error.syscall === 'bind'
+      ? `Could not listen on ${formatAddress({ family: config.listenAddress.includes(':') ? 6 : 4, address: config.listenAddress, port: config.listenPort })}: ${error.code}`
+      : `Could not listen: ${error instanceof Error ? error.message : String(error)}`;
+    post({ type: 'fatal', message });
+    return;
+  }
+  reactor.add(new Control(wakeFd, port, reactor), libc.EPOLLIN);
+
+  post({ type: 'listening', port: listener.port });
+  reactor.run();
+
+  listener.close();
+  post({ type: 'stopped', counters: reactor.counters });
+}
+
+main();
