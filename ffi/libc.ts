@@ -18,6 +18,7 @@ export const bind: Fn<[fd: number, addr: Buffer, len: number]> = libc.func('int 
 export const listen: Fn<[fd: number, backlog: number]> = libc.func('int listen(int, int)');
 export const accept4: Fn<[fd: number, addr: Ptr, len: Ptr, flags: number]> = libc.func('int accept4(int, void *, void *, int)');
 export const connect: Fn<[fd: number, addr: Buffer, len: number]> = libc.func('int connect(int, const void *, uint32_t)');
+export const socketpair: Fn<[domain: number, type: number, protocol: number, fds: Buffer]> = libc.func('int socketpair(int, int, int, void *)');
 export const shutdown: Fn<[fd: number, how: number]> = libc.func('int shutdown(int, int)');
 export const setsockopt: Fn<[fd: number, level: number, name: number, value: Buffer, len: number]> =
   libc.func('int setsockopt(int, int, int, const void *, uint32_t)');
@@ -58,6 +59,7 @@ export function errno(): number {
 }
 
 // --- constants (Linux, same on x86_64 and aarch64) -------------------------
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const SOCK_STREAM = 1;

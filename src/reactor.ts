@@ -156,34 +156,44 @@ export class Reactor {
 
   /** do_reactor_loop: wait, dispatch, repeat until stop(). */
   run(): void {
+    this.running = true;
+    while (this.running) this.turn(-1);
+  }
+
+  /**
+   * One loop turn: wait for events (at most `maxWait` ms; -1 waits for the
+   * next event or timer), dispatch them, then the ready list and due timers.
+   * Returns the number of events epoll_wait reported.
+   */
+  turn(maxWait: number): number {
     const words = this.words;
     const stride = EPOLL_EVENT_SIZE / 4;
     const dataWord = EPOLL_DATA_OFFSET / 4;
     const counters = this.counters;
-    this.running = true;
-    while (this.running) {
-      const n = libc.epoll_wait(this.epfd, this.eventBuffer, this.maxEvents, this.nextTimeout());
-      if (n < 0) {
-        const err = libc.errno();
-        if (err === libc.EINTR) continue;
-        throw new libc.SysError('epoll_wait', err);
-      }
-      counters.waits++;
-      counters.events += n;
-      if (n > counters.maxBatch) counters.maxBatch = n;
-      for (let i = 0; i < n; i++) {
-        const base = i * stride;
-        const handler = this.handlers[words[base + dataWord]];
-        // Closed earlier in this batch, or its fd now belongs to someone else.
-        if (handler === undefined || handler.generation !== words[base + dataWord + 1]) {
-          counters.staleEvents++;
-          continue;
-        }
-        this.dispatch(handler, words[base]);
-      }
-      if (this.ready.length > 0) this.runReady();
-      if (this.timers.length > 0) this.runTimers();
+    let timeout = this.nextTimeout();
+    if (maxWait >= 0 && (timeout < 0 || timeout > maxWait)) timeout = maxWait;
+    const n = libc.epoll_wait(this.epfd, this.eventBuffer, this.maxEvents, timeout);
+    if (n < 0) {
+      const err = libc.errno();
+      if (err === libc.EINTR) return 0;
+      throw new libc.SysError('epoll_wait', err);
     }
+    counters.waits++;
+    counters.events += n;
+    if (n > counters.maxBatch) counters.maxBatch = n;
+    for (let i = 0; i < n; i++) {
+      const base = i * stride;
+      const handler = this.handlers[words[base + dataWord]];
+      // Closed earlier in this batch, or its fd now belongs to someone else.
+      if (handler === undefined || handler.generation !== words[base + dataWord + 1]) {
+        counters.staleEvents++;
+        continue;
+      }
+      this.dispatch(handler, words[base]);
+    }
+    if (this.ready.length > 0) this.runReady();
+    if (this.timers.length > 0) this.runTimers();
+    return n;
   }
 
   close(): void {

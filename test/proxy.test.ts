@@ -1,0 +1,197 @@
+// The proxy end to end: the real CLI between real clients and real backends,
+// in both trigger modes.
+import test from 'ava';
+import * as net from 'node:net';
+import { bothModes, echoBackend, exchange, get, httpBackend, listen, patternBytes, sha256, startRsp } from './helpers';
+
+bothModes('proxies an HTTP request to the backend, twice', async (t, mode) => {
+  const backendPort = await httpBackend(t, (req, res) => res.end(`hello from ${req.url}`));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: String(backendPort), triggerMode: mode });
+  const first = await get(rsp.port, '/one');
+  const second = await get(rsp.port, '/two');
+  t.is(first.status, 200);
+  t.is(first.body.toString(), 'hello from /one');
+  t.is(second.body.toString(), 'hello from /two');
+});
+
+bothModes('delivers an 11 MB response byte for byte', async (t, mode) => {
+  const body = patternBytes(11 * 1024 * 1024, 11);
+  const backendPort = await httpBackend(t, (_req, res) => res.end(body));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const res = await get(rsp.port);
+  t.is(res.body.length, body.length);
+  t.is(sha256(res.body), sha256(body));
+});
+
+bothModes('survives a client that disconnects mid-response, and serves the next', async (t, mode) => {
+  const big = patternBytes(20 * 1024 * 1024, 3);
+  const backendPort = await httpBackend(t, (req, res) => res.end(req.url === '/big' ? big : 'small'));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect(rsp.port, '127.0.0.1', () => s.write('GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let got = 0;
+    s.on('data', (c) => {
+      got += c.length;
+      if (got > 100_000) {
+        s.resetAndDestroy();
+        resolve();
+      }
+    });
+    s.on('error', reject);
+  });
+  const res = await get(rsp.port, '/small');
+  t.is(res.body.toString(), 'small');
+  t.false(rsp.output().includes('Error'), rsp.output());
+});
+
+bothModes('handles 4 slow requests at the same time', async (t, mode) => {
+  let inFlight = 0;
+  let mostInFlight = 0;
+  let waiting: (() => void)[] = [];
+  // Each request is answered only once all four are in the backend at once:
+  // a proxy that served one connection at a time would never finish.
+  const backendPort = await httpBackend(t, (_req, res) => {
+    inFlight++;
+    mostInFlight = Math.max(mostInFlight, inFlight);
+    waiting.push(() => {
+      inFlight--;
+      res.end('slow');
+    });
+    if (waiting.length === 4) {
+      const all = waiting;
+      waiting = [];
+      setTimeout(() => all.forEach((f) => f()), 2000);
+    }
+  });
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const results = await Promise.all([1, 2, 3, 4].map(() => get(rsp.port)));
+  t.deepEqual(results.map((r) => r.body.toString()), ['slow', 'slow', 'slow', 'slow']);
+  t.is(mostInFlight, 4);
+});
+
+bothModes('echoes 10 MB full-duplex byte for byte', async (t, mode) => {
+  const backendPort = await echoBackend(t);
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const data = patternBytes(10 * 1024 * 1024, 7);
+  const back = await new Promise<Buffer>((resolve, reject) => {
+    const s = net.connect(rsp.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let received = 0;
+    s.on('data', (c) => {
+      chunks.push(c);
+      received += c.length;
+      if (received >= data.length) s.end();
+    });
+    s.on('end', () => resolve(Buffer.concat(chunks)));
+    s.on('error', reject);
+    // Write in pieces while reading, so both directions are busy at once.
+    let offset = 0;
+    const pump = (): void => {
+      while (offset < data.length) {
+        const piece = data.subarray(offset, offset + 256 * 1024);
+        offset += piece.length;
+        if (!s.write(piece)) {
+          s.once('drain', pump);
+          return;
+        }
+      }
+    };
+    s.on('connect', pump);
+  });
+  t.is(back.length, data.length);
+  t.is(sha256(back), sha256(data));
+});
+
+bothModes('half-close: a backend that answers only after the client EOF still gets its answer through', async (t, mode) => {
+  const backendPort = await listen(
+    t,
+    net.createServer((s) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (c) => chunks.push(c));
+      s.on('end', () => s.end(`got ${Buffer.concat(chunks).length} bytes: ${Buffer.concat(chunks).toString()}`));
+    }),
+  );
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const reply = await exchange(rsp.port, 'ping', { end: true });
+  t.is(reply.toString(), 'got 4 bytes: ping');
+});
+
+bothModes('half-close: the client can keep sending after the backend has finished sending', async (t, mode) => {
+  const backendPort = await listen(
+    t,
+    net.createServer({ allowHalfOpen: true }, (s) => {
+      s.end('banner\n'); // backend done talking, still listening
+      const chunks: Buffer[] = [];
+      s.on('data', (c) => chunks.push(c));
+      s.on('end', () => received.resolve(Buffer.concat(chunks).toString()));
+    }),
+  );
+  let resolveReceived!: (v: string) => void;
+  const received = { promise: new Promise<string>((r) => (resolveReceived = r)), resolve: (v: string) => resolveReceived(v) };
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const s = net.connect({ port: rsp.port, host: '127.0.0.1', allowHalfOpen: true });
+  const banner = await new Promise<string>((resolve) => {
+    let text = '';
+    s.on('data', (c) => (text += c.toString()));
+    s.on('end', () => resolve(text));
+  });
+  t.is(banner, 'banner\n');
+  s.end('still here');
+  t.is(await received.promise, 'still here');
+});
+
+bothModes('a dead backend closes the client promptly and the proxy keeps serving', async (t, mode) => {
+  // Find a port with nothing on it, then bring a backend up there later.
+  const probe = net.createServer();
+  const port = await new Promise<number>((r) => probe.listen(0, '127.0.0.1', () => r((probe.address() as net.AddressInfo).port)));
+  await new Promise((r) => probe.close(r));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: port, triggerMode: mode });
+  const reply = await exchange(rsp.port, 'GET / HTTP/1.0\r\n\r\n').catch((e: NodeJS.ErrnoException) => e.code);
+  t.true(reply === 'ECONNRESET' || (Buffer.isBuffer(reply) && reply.length === 0), String(reply));
+  const line = await rsp.waitFor(/Could not connect to backend/);
+  t.regex(line, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] Could not connect to backend 127\.0\.0\.1:\d+ for client 127\.0\.0\.1:\d+: ECONNREFUSED$/);
+  // Still alive: the backend comes up and requests go through.
+  const server = (await import('node:http')).createServer((_req, res) => res.end('back'));
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  t.teardown(() => server.close());
+  t.is((await get(rsp.port)).body.toString(), 'back');
+});
+
+bothModes('IPv6: listens on ::1 and proxies to an IPv6 backend', async (t, mode) => {
+  const backendPort = await httpBackend(t, (_req, res) => res.end('six'), '::1');
+  const rsp = await startRsp(t, { listenAddress: '::1', backendAddress: '::1', backendPort, triggerMode: mode });
+  t.is((await get(rsp.port, '/', '::1')).body.toString(), 'six');
+});
+
+bothModes('answers 500 concurrent clients', async (t, mode) => {
+  const backendPort = await httpBackend(t, (req, res) => res.end(`n=${req.url!.slice(1)}`));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const n = 500;
+  // Open all 500 connections first, then send every request.
+  const sockets = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(rsp.port, '127.0.0.1', () => resolve(s));
+      s.on('error', reject);
+    })),
+  );
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  const replies = await Promise.all(
+    sockets.map((s, i) => new Promise<string>((resolve, reject) => {
+      let text = '';
+      s.on('data', (c) => (text += c.toString()));
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+      s.write(`GET /${i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    })),
+  );
+  replies.forEach((text, i) => t.true(text.endsWith(`n=${i}`), text));
+});
+
+test('SIGINT and SIGTERM stop rsp with exit code 0', async (t) => {
+  const backendPort = await echoBackend(t);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort });
+    rsp.proc.kill(signal);
+    t.is(await rsp.stop(), 0, `${signal}: ${rsp.output()}`);
+  }
+});
