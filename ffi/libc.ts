@@ -44,6 +44,10 @@ export function fcntl(fd: number, cmd: number, arg = 0): number {
 export const pipe2: Fn<[fds: Buffer, flags: number]> = libc.func('int pipe2(void *, int)');
 export const splice: Fn<[fdIn: number, offIn: null, fdOut: number, offOut: null, len: number, flags: number]> =
   libc.func('long splice(int, void *, int, void *, unsigned long, unsigned int)');
+/** struct rlimit { rlim_t cur, max } as two uint64 in a 16-byte Buffer. */
+export const getrlimit: Fn<[resource: number, rlim: Buffer]> = libc.func('int getrlimit(int, void *)');
+export const setrlimit: Fn<[resource: number, rlim: Buffer]> = libc.func('int setrlimit(int, const void *)');
+export const RLIMIT_NOFILE = 7;
 export const eventfd: Fn<[initval: number, flags: number]> = libc.func('int eventfd(unsigned int, int)');
 
 // --- epoll -----------------------------------------------------------------
