@@ -62,6 +62,7 @@ export function socketError(fd: number): number {
 
 export class Connection implements Handler {
   generation = 0;
+  readyEvents = 0;
   /** Anything the owner wants to hang on this connection (its name in logs, a role). */
   label = '';
   private connecting: boolean;

@@ -44,6 +44,7 @@ export function createAndBind(address: string, port: number, backlog: number): n
 
 export class Listener implements Handler {
   generation = 0;
+  readyEvents = 0;
   readonly fd: number;
   readonly port: number;
   private pausedUntilRetry: Timer | null = null;

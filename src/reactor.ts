@@ -20,6 +20,8 @@ export interface Handler {
   fd: number;
   /** Set by the reactor on add(); 0 while not registered. */
   generation: number;
+  /** Set by the reactor: events waiting for it on the ready list (0 when not on it). */
+  readyEvents: number;
   /** Called with the epoll event mask (EPOLLIN, EPOLLOUT...). */
   handle(events: number): void;
   /** Called if handle() threw: the handler must release its fd. */
@@ -80,9 +82,9 @@ export class Reactor {
   private running = false;
   // Ready list: handlers that stopped early (edge mode budget, resumed reading)
   // and must be called again without waiting for a new edge.
+  // Each handler is on it at most once (handler.readyEvents != 0 while it is).
   private ready: Handler[] = [];
-  private readyEvents: number[] = [];
-  private readyGenerations: number[] = [];
+  private spareReady: Handler[] = [];
   private timers: Timer[] = [];
 
   constructor(options: ReactorOptions) {
@@ -130,9 +132,8 @@ export class Reactor {
 
   /** Call handler.handle(events) on this loop turn, after the current batch, without waiting for epoll. */
   defer(handler: Handler, events: number): void {
-    this.ready.push(handler);
-    this.readyEvents.push(events);
-    this.readyGenerations.push(handler.generation);
+    if (handler.readyEvents === 0) this.ready.push(handler);
+    handler.readyEvents |= events;
     this.counters.deferred++;
   }
 
@@ -189,6 +190,12 @@ export class Reactor {
         counters.staleEvents++;
         continue;
       }
+      if (handler.readyEvents !== 0) {
+        // Already due on the ready list this turn: one call, with both masks,
+        // so a busy handler never gets two turns for another's one.
+        handler.readyEvents |= words[base];
+        continue;
+      }
       this.dispatch(handler, words[base]);
     }
     if (this.ready.length > 0) this.runReady();
@@ -211,17 +218,16 @@ export class Reactor {
 
   private runReady(): void {
     const handlers = this.ready;
-    const events = this.readyEvents;
-    const generations = this.readyGenerations;
-    this.ready = [];
-    this.readyEvents = [];
-    this.readyGenerations = [];
+    this.ready = this.spareReady;
+    this.spareReady = handlers;
     for (let i = 0; i < handlers.length; i++) {
       const handler = handlers[i];
-      if (handler.generation === generations[i] && this.handlers[handler.fd] === handler) {
-        this.dispatch(handler, events[i]);
-      }
+      const events = handler.readyEvents;
+      handler.readyEvents = 0;
+      // Skipped if it was closed meanwhile (its fd may be someone else's now).
+      if (this.handlers[handler.fd] === handler) this.dispatch(handler, events);
     }
+    handlers.length = 0;
   }
 
   private nextTimeout(): number {

@@ -36,6 +36,7 @@ const eventfdValue = Buffer.alloc(8);
 /** The eventfd: wakes epoll_wait when the main thread has posted a message. */
 class Control implements Handler {
   generation = 0;
+  readyEvents = 0;
   constructor(
     readonly fd: number,
     private readonly port: MessagePort,

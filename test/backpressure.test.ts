@@ -56,12 +56,15 @@ bothModes('a client that stops reading a 300 MB download does not grow the proxy
   t.log(`backend managed to send ${(stalledAt / 1048576).toFixed(1)} MB before stalling; proxy RSS grew ${(grown / 1048576).toFixed(1)} MB`);
   t.true(stalledAt < 64 * 1024 * 1024, 'the backend was stopped by backpressure, far short of 300 MB');
   t.true(grown < 16 * 1024 * 1024, `RSS grew by ${grown} bytes`);
-});
+}, { serial: true });
 
 bothModes('two concurrent bulk streams both make progress (fair shares)', async (t, mode) => {
   const sent: number[] = [];
   const backendPort = await bulkBackend(t, 1024 * 1024 * 1024, sent);
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  // 4 KB reads (the C rsp's buffer) make the proxy, not this test process
+  // that plays both client and backend, the slowest part: the shares then
+  // say how the proxy divides its time.
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, readBufferSize: 4096 });
   const received = [0, 0];
   const sockets = [0, 1].map((i) => {
     const s = net.connect(rsp.port, '127.0.0.1');
@@ -77,11 +80,11 @@ bothModes('two concurrent bulk streams both make progress (fair shares)', async 
       const check = (): void => (total() >= bytes && received[0] > 0 && received[1] > 0 ? resolve() : void setTimeout(check, 5));
       check();
     });
-  await waitTotal(32 * 1024 * 1024);
+  await waitTotal(8 * 1024 * 1024);
   const start = [...received];
-  await waitTotal(start[0] + start[1] + 200 * 1024 * 1024);
+  await waitTotal(start[0] + start[1] + 64 * 1024 * 1024);
   const got = [received[0] - start[0], received[1] - start[1]];
   const share = Math.min(...got) / (got[0] + got[1]);
   t.log(`shares: ${(got[0] / 1048576).toFixed(0)} MB and ${(got[1] / 1048576).toFixed(0)} MB (smaller share ${share.toFixed(2)})`);
-  t.true(share >= 0.3, `the smaller stream got ${share.toFixed(2)} of the bytes`);
-});
+  t.true(share >= 0.4, `the smaller stream got ${share.toFixed(2)} of the bytes`);
+}, { serial: true });

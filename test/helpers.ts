@@ -14,9 +14,12 @@ export const RSP = path.join(ROOT, 'bin', 'rsp');
 export const MODES = ['level', 'edge'] as const;
 export type Mode = (typeof MODES)[number];
 
-/** Declare the same test once per trigger mode. */
-export function bothModes(title: string, fn: (t: ExecutionContext, mode: Mode) => Promise<void>): void {
-  for (const mode of MODES) test(`${title} (${mode})`, (t) => fn(t, mode));
+/**
+ * Declare the same test once per trigger mode. `serial` keeps a measuring test
+ * from sharing this process's event loop with the other tests of its file.
+ */
+export function bothModes(title: string, fn: (t: ExecutionContext, mode: Mode) => Promise<void>, opts: { serial?: boolean } = {}): void {
+  for (const mode of MODES) (opts.serial ? test.serial : test)(`${title} (${mode})`, (t) => fn(t, mode));
 }
 
 export function tempFile(t: ExecutionContext, name: string, text: string): string {
