@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
 import { ConfigError, loadConfig, type Config } from './config';
+import { describeCounters } from './counters';
 import { log, logError } from './log';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
@@ -13,8 +14,12 @@ const USAGE = `Usage: rsp [options] <config.lua>
 Runs the Really Simple Proxy with the Lua configuration file given.
 
 Options:
+  --trace          print every epoll_wait, event and system call (as trace = true)
   -h, --help       show this help and exit
   -v, --version    print the version and exit
+
+Signals: SIGINT/SIGTERM stop rsp (counters are printed on the way out);
+SIGUSR2 prints the reactor's counters.
 
 Example config (the C rsp's three settings):
   listenPort = "8000"
@@ -30,13 +35,17 @@ function version(): string {
 
 interface Args {
   configPath: string;
+  trace: boolean;
 }
 
 /** Parse argv; prints and exits for --help, --version and usage errors (exit 2). */
 function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
+  let trace = false;
   for (const arg of argv) {
-    if (arg === '-h' || arg === '--help') {
+    if (arg === '--trace') {
+      trace = true;
+    } else if (arg === '-h' || arg === '--help') {
       process.stdout.write(USAGE + '\n');
       process.exit(0);
     } else if (arg === '-v' || arg === '--version') {
@@ -49,7 +58,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   if (positional.length !== 1) usageError(positional.length === 0 ? 'no config file given' : 'only one config file, please');
-  return { configPath: positional[0] };
+  return { configPath: positional[0], trace };
 }
 
 function usageError(message: string): never {
@@ -70,6 +79,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     throw error;
   }
+  if (args.trace) config.trace = true;
   start(config);
 }
 
@@ -81,13 +91,15 @@ function start(config: Config): void {
   const one = Buffer.alloc(8);
   one.writeBigUInt64LE(1n);
 
+  const tell = (message: ControlMessage): void => {
+    channel.port1.postMessage(message);
+    libc.write(wakeFd, one, 8); // wakes the worker's epoll_wait
+  };
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    const message: ControlMessage = { type: 'stop' };
-    channel.port1.postMessage(message);
-    libc.write(wakeFd, one, 8);
+    tell({ type: 'stop' });
   };
 
   worker.on('message', (message: WorkerMessage) => {
@@ -102,7 +114,11 @@ function start(config: Config): void {
         logError(message.message);
         process.exitCode = 1;
         break;
+      case 'counters':
+        describeCounters(message.counters).forEach((line) => log(line));
+        break;
       case 'stopped':
+        describeCounters(message.counters).forEach((line) => log(line));
         log('Stopped.');
         break;
     }
@@ -118,4 +134,6 @@ function start(config: Config): void {
   });
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // SIGUSR1 is left free for reopening log files, as in nginx.
+  process.on('SIGUSR2', () => tell({ type: 'counters' }));
 }

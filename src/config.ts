@@ -26,6 +26,11 @@ export interface Config {
   highWaterMark: number;
   lowWaterMark: number;
   connectTimeout: number;
+  readPolicy: 'drain' | 'once';
+  acceptPolicy: 'drain' | 'once';
+  epolloutPolicy: 'auto' | 'queued' | 'always';
+  rdhup: boolean;
+  trace: boolean;
 }
 
 /** A config problem, reported as one line: "Error parsing config file: <message>". */
@@ -35,13 +40,14 @@ type Kind =
   | { type: 'port' }
   | { type: 'host' }
   | { type: 'int'; min: number; max: number }
-  | { type: 'enum'; values: string[] };
+  | { type: 'enum'; values: string[] }
+  | { type: 'bool' };
 
 interface Option {
   name: keyof Config;
   kind: Kind;
   /** undefined: required. */
-  default?: string | number;
+  default?: string | number | boolean;
   doc: string;
 }
 
@@ -56,23 +62,33 @@ export const OPTIONS: Option[] = [
   { name: 'backlog', kind: { type: 'int', min: 1, max: 65535 }, default: 4096, doc: 'listen() backlog: connections the kernel holds until accepted (capped by net.core.somaxconn).' },
   { name: 'maxEvents', kind: { type: 'int', min: 1, max: 65536 }, default: 256, doc: 'Most events taken from one epoll_wait call.' },
   { name: 'readBufferSize', kind: { type: 'int', min: 1024, max: 16 * MiB }, default: 65536, doc: 'Bytes asked for by each read(); one buffer of this size per worker.' },
-  { name: 'readBudget', kind: { type: 'int', min: 1, max: 1 << 20 }, default: 16, doc: 'Edge mode: reads one connection may do per loop turn before the others get theirs.' },
+  { name: 'readBudget', kind: { type: 'int', min: 0, max: 1 << 20 }, default: 16, doc: 'Edge mode: reads one connection may do per loop turn before the others get theirs; the rest waits on the ready list. 0: no limit (the C rsp: one busy connection can starve the others).' },
   { name: 'acceptBudget', kind: { type: 'int', min: 1, max: 1 << 20 }, default: 64, doc: 'Connections accepted per listener event before other handlers get a turn.' },
   { name: 'highWaterMark', kind: { type: 'int', min: 1, max: 1 << 30 }, default: MiB, doc: 'Bytes queued for one connection before rsp stops reading from its peer (backpressure).' },
   { name: 'lowWaterMark', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 256 * 1024, doc: 'Queued bytes at which reading from the peer starts again. Must be below highWaterMark.' },
+  { name: 'trace', kind: { type: 'bool' }, default: false, doc: 'Print every epoll_wait, event and system call as it happens (also `rsp --trace`). For watching epoll, not for production.' },
+  { name: 'readPolicy', kind: { type: 'enum', values: ['drain', 'once'] }, default: 'drain', doc: 'Edge mode: "drain" reads until EAGAIN (within readBudget). "once" reads once per event and waits for epoll: an experiment, it stalls edge-triggered connections. Level mode always reads once per event.' },
+  { name: 'acceptPolicy', kind: { type: 'enum', values: ['drain', 'once'] }, default: 'drain', doc: '"drain" accepts until EAGAIN (within acceptBudget). "once" accepts one connection per event: an experiment, edge mode then strands connections in the backlog.' },
+  { name: 'epolloutPolicy', kind: { type: 'enum', values: ['auto', 'queued', 'always'] }, default: 'auto', doc: 'When EPOLLOUT is registered: "queued" only while bytes are queued, "always" for the connection\'s life (free in edge mode, a wake-up per turn in level mode). "auto": queued for level, always for edge.' },
+  { name: 'rdhup', kind: { type: 'bool' }, default: true, doc: 'Register EPOLLRDHUP and treat a short read with it as the end of the stream, saving the read() that returns 0.' },
   { name: 'connectTimeout', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 5000, doc: 'Milliseconds a backend connect may take before the client is closed; 0 waits forever.' },
 ];
 
-type Raw = { type: 'nil' } | { type: 'string'; value: string } | { type: 'number'; value: number; integer: boolean } | { type: 'other'; name: string };
+type Raw =
+  | { type: 'nil' }
+  | { type: 'string'; value: string }
+  | { type: 'number'; value: number; integer: boolean }
+  | { type: 'boolean'; value: boolean }
+  | { type: 'other'; name: string };
 
 function describe(raw: Raw): string {
   if (raw.type === 'nil') return 'nothing (not set)';
   if (raw.type === 'string') return JSON.stringify(raw.value);
-  if (raw.type === 'number') return String(raw.value);
+  if (raw.type === 'number' || raw.type === 'boolean') return String(raw.value);
   return `a ${raw.name}`;
 }
 
-function checkOption(option: Option, raw: Raw): string | number {
+function checkOption(option: Option, raw: Raw): string | number | boolean {
   const { name, kind } = option;
   if (raw.type === 'nil') {
     if (option.default !== undefined) return option.default;
@@ -93,6 +109,9 @@ function checkOption(option: Option, raw: Raw): string | number {
       if (raw.type !== 'string' || !kind.values.includes(raw.value)) {
         throw new ConfigError(`${name} must be ${kind.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${describe(raw)}`);
       }
+      return raw.value;
+    case 'bool':
+      if (raw.type !== 'boolean') throw new ConfigError(`${name} must be true or false, got ${describe(raw)}`);
       return raw.value;
     case 'int': {
       const n = raw.type === 'number' ? raw.value : raw.type === 'string' && /^\s*\d+\s*$/.test(raw.value) ? Number(raw.value) : NaN;
@@ -137,12 +156,13 @@ export function parseConfig(path: string): Config {
     if (type === lua.LUA_TNIL) raw = { type: 'nil' };
     else if (type === lua.LUA_TSTRING) raw = { type: 'string', value: lua.lua_tojsstring(L, -1) };
     else if (type === lua.LUA_TNUMBER) raw = { type: 'number', value: lua.lua_tonumber(L, -1), integer: lua.lua_isinteger(L, -1) };
+    else if (type === lua.LUA_TBOOLEAN) raw = { type: 'boolean', value: lua.lua_toboolean(L, -1) };
     else raw = { type: 'other', name: typeName(type) };
     lua.lua_pop(L, 1);
     return raw;
   };
 
-  const config: Record<string, string | number> = {};
+  const config: Record<string, string | number | boolean> = {};
   for (const option of OPTIONS) config[option.name] = checkOption(option, read(option.name));
   checkForTypos(L);
 

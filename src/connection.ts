@@ -11,6 +11,7 @@
 // A connection knows nothing of its peer: the owner (proxy.ts) ties two of them.
 import * as libc from '../ffi/libc';
 import type { Handler, Reactor, Timer } from './reactor';
+import { eventNames, result, trace } from './trace';
 
 const { EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP, EAGAIN, EINTR } = libc;
 
@@ -27,15 +28,21 @@ export interface ConnectionOwner {
   onClose(conn: Connection, cause: string): void;
 }
 
-export interface ConnectionLimits {
+export interface ConnectionSettings {
   /** Stop reading from the peer once this many bytes are queued here. */
   highWater: number;
   /** ...and start again once the queue is down to this. */
   lowWater: number;
-  /** Edge mode: reads per connection per loop turn before others get theirs. */
+  /** Edge mode: reads per connection per loop turn before others get theirs (0: no limit). */
   readBudget: number;
   /** Bytes asked for by each read(): the size of the shared read buffer. */
   readSize: number;
+  /** One read() per event and no more until epoll reports again (an experiment: stalls in edge mode). */
+  readOnce: boolean;
+  /** Keep EPOLLOUT registered all the time instead of only while something is queued. */
+  outAlways: boolean;
+  /** Register EPOLLRDHUP and take it, with a short read, as the end: saves the read() that returns 0. */
+  rdhup: boolean;
 }
 
 /** One shared read buffer per worker thread (each thread has its own copy of this module). */
@@ -63,8 +70,8 @@ export function socketError(fd: number): number {
 export class Connection implements Handler {
   generation = 0;
   readyEvents = 0;
-  /** Anything the owner wants to hang on this connection (its name in logs, a role). */
-  label = '';
+  /** "client 127.0.0.1:53122" or "backend 127.0.0.1:8888": set by the owner when tracing. */
+  label = 'connection';
   private connecting: boolean;
   private reading = true; // false once paused, ended or closing
   private paused = false;
@@ -85,7 +92,7 @@ export class Connection implements Handler {
     private readonly reactor: Reactor,
     readonly fd: number,
     private readonly owner: ConnectionOwner,
-    private readonly limits: ConnectionLimits,
+    private readonly limits: ConnectionSettings,
     connecting = false,
   ) {
     this.connecting = connecting;
@@ -122,12 +129,13 @@ export class Connection implements Handler {
     }
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) === 0) return;
     if (this.reading) {
-      this.readSome();
+      this.readSome(events);
     } else if ((events & EPOLLERR) !== 0) {
       this.destroy(libc.errnoName(socketError(this.fd)));
     } else if ((events & EPOLLHUP) !== 0 && !this.reactor.edge && this.queuedBytes === 0) {
       // Level-triggered epoll reports HUP even with an empty mask: while we
       // are not reading, leave the epoll set instead of spinning on it.
+      if (trace.on) trace.line(2, 'not reading and EPOLLHUP: leave the epoll set until reading again');
       this.reactor.remove(this, false);
       this.registered = false;
     }
@@ -146,6 +154,7 @@ export class Connection implements Handler {
       const counters = this.reactor.counters;
       const n = libc.write(this.fd, data, length);
       counters.writes++;
+      if (trace.on) trace.line(2, `write(${this.fd}) = ${result(n)}${n >= 0 && n < length ? ` of ${length} (queued ${length - n})` : ''}`);
       if (n === length) {
         counters.bytesWritten += n;
         return;
@@ -162,6 +171,7 @@ export class Connection implements Handler {
         }
       }
     }
+    if (trace.on && (this.connecting || written === 0)) trace.line(2, `queued ${length - written} bytes on fd ${this.fd}${this.connecting ? ' (connect in progress)' : ''}`);
     this.enqueue(data, written, length);
   }
 
@@ -191,6 +201,7 @@ export class Connection implements Handler {
     if (!this.reading) return;
     this.reading = false;
     this.paused = true;
+    if (trace.on) trace.line(2, `fd ${this.fd}: its peer has over ${this.limits.highWater} bytes queued, stop reading`);
     this.updateInterest();
   }
 
@@ -201,6 +212,7 @@ export class Connection implements Handler {
     this.reading = true;
     // No new edge will come for bytes that are already waiting: look ourselves.
     if (this.reactor.edge) this.reactor.defer(this, EPOLLIN);
+    if (trace.on) trace.line(2, `fd ${this.fd}: queue of its peer drained, reading again`);
     this.updateInterest();
   }
 
@@ -217,7 +229,9 @@ export class Connection implements Handler {
     if (this.connectTimer !== null) this.connectTimer.cancel();
     if (this.registered) this.reactor.remove(this, true);
     this.registered = false;
-    libc.close(this.fd);
+    const r = libc.close(this.fd);
+    this.reactor.counters.otherCalls++;
+    if (trace.on) trace.line(2, `close(${this.fd}) = ${result(r)} (${cause})`);
     this.chunks = [];
     this.queuedBytes = 0;
     const closes = this.reactor.counters.closes;
@@ -228,12 +242,16 @@ export class Connection implements Handler {
   private finishConnect(events: number): void {
     if ((events & (EPOLLERR | EPOLLHUP)) !== 0) {
       // The reason the connect failed is the socket's pending error.
-      this.destroy(libc.errnoName(socketError(this.fd) || libc.ECONNREFUSED));
+      const err = socketError(this.fd) || libc.ECONNREFUSED;
+      this.reactor.counters.otherCalls++;
+      if (trace.on) trace.line(2, `getsockopt(${this.fd}, SO_ERROR) = ${libc.errnoName(err)}: connect failed`);
+      this.destroy(libc.errnoName(err));
       return;
     }
     if ((events & EPOLLOUT) === 0) return;
     this.connecting = false;
     this.reactor.counters.connects++;
+    if (trace.on) trace.line(2, `connect(${this.fd}) completed`);
     if (this.connectTimer !== null) {
       this.connectTimer.cancel();
       this.connectTimer = null;
@@ -245,27 +263,31 @@ export class Connection implements Handler {
     if (!this.closed) this.updateInterest();
   }
 
-  private readSome(): void {
+  private readSome(events: number): void {
     const counters = this.reactor.counters;
     const edge = this.reactor.edge;
-    const budget = edge ? this.limits.readBudget : 1;
+    // Level-triggered, or readOnce: one read per event; epoll will report
+    // again if more is waiting (level) - or never (edge: the experiment).
+    const budget = !edge || this.limits.readOnce ? 1 : this.limits.readBudget || Infinity;
     const buf = readBuffer;
     for (let turn = 0; turn < budget; turn++) {
       const n = libc.read(this.fd, buf, buf.length);
       counters.reads++;
+      if (trace.on) trace.line(2, `read(${this.fd}) = ${result(n)}`);
       if (n > 0) {
         counters.bytesRead += n;
         this.owner.onData(this, buf, n);
         if (!this.reading) return;
-        // Level-triggered: epoll will say so again if more is waiting.
-        if (!edge) return;
+        // A short read with EPOLLRDHUP: the FIN is in and everything before it is read.
+        if (n < buf.length && (events & EPOLLRDHUP) !== 0 && this.limits.rdhup) {
+          if (trace.on) trace.line(2, `short read with EPOLLRDHUP: that was the end, no read() for the 0`);
+          this.ended();
+          return;
+        }
         continue;
       }
       if (n === 0) {
-        this.readEnded = true;
-        this.reading = false;
-        this.owner.onEnd(this);
-        if (!this.closed) this.updateInterest();
+        this.ended();
         return;
       }
       const err = libc.errno();
@@ -277,9 +299,19 @@ export class Connection implements Handler {
       this.destroy(libc.errnoName(err));
       return;
     }
+    if (!edge || this.limits.readOnce) return;
     // Edge-triggered and still not drained: let every other ready connection
     // have its turn first, then carry on (no new edge would wake us).
+    if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list for the next turn`);
     this.reactor.defer(this, EPOLLIN);
+  }
+
+  /** The peer's FIN: no more reading; the owner decides what it means. */
+  private ended(): void {
+    this.readEnded = true;
+    this.reading = false;
+    this.owner.onEnd(this);
+    if (!this.closed) this.updateInterest();
   }
 
   private enqueue(data: Buffer, from: number, to: number): void {
@@ -308,6 +340,7 @@ export class Connection implements Handler {
       const length = chunk.end - chunk.start;
       const n = libc.write(this.fd, chunk.start === 0 ? chunk.buf : chunk.buf.subarray(chunk.start), length);
       counters.writes++;
+      if (trace.on) trace.line(2, `write(${this.fd}) = ${result(n)}${n >= 0 && n < length ? ` of ${length} (queued ${this.queuedBytes - n})` : ''} (from the queue)`);
       if (n < 0) {
         const err = libc.errno();
         if (err === EAGAIN) break;
@@ -348,7 +381,10 @@ export class Connection implements Handler {
 
   private shutdownNow(): void {
     this.shutdownPending = false;
-    if (libc.shutdown(this.fd, libc.SHUT_WR) < 0) {
+    const r = libc.shutdown(this.fd, libc.SHUT_WR);
+    this.reactor.counters.otherCalls++;
+    if (trace.on) trace.line(2, `shutdown(${this.fd}, SHUT_WR) = ${result(r)}`);
+    if (r < 0) {
       const err = libc.errno();
       // ENOTCONN: the peer is already gone; the read side will tell us.
       if (err !== libc.ENOTCONN) this.destroy(libc.errnoName(err));
@@ -359,19 +395,17 @@ export class Connection implements Handler {
    * Keep the epoll registration in line with what we want to hear about.
    * Level-triggered: EPOLLIN while reading, EPOLLOUT only while something is
    * queued (or a connect is in progress) - otherwise every turn would report
-   * the socket writable. Edge-triggered: register everything once; an edge
-   * only comes when something changes, so there is nothing to switch off.
+   * the socket writable. Edge-triggered: an edge only comes when something
+   * changes, so by default (outAlways) everything is registered once and never
+   * modified.
    */
   private updateInterest(): void {
     if (this.closed) return;
-    let mask: number;
-    if (this.reactor.edge) {
-      mask = EPOLLIN | EPOLLRDHUP | EPOLLOUT;
-    } else {
-      mask = 0;
-      if (this.reading) mask |= EPOLLIN | EPOLLRDHUP;
-      if (this.connecting || this.queuedBytes > 0) mask |= EPOLLOUT;
-    }
+    const rdhup = this.limits.rdhup ? EPOLLRDHUP : 0;
+    let mask = 0;
+    // Edge: EPOLLIN stays registered even while paused (a flag does it, no epoll_ctl).
+    if (this.reactor.edge || this.reading) mask |= EPOLLIN | rdhup;
+    if (this.connecting || this.queuedBytes > 0 || this.limits.outAlways) mask |= EPOLLOUT;
     if (!this.registered) {
       if (mask === 0) return; // see handle(): left the set after a HUP
       this.reactor.add(this, mask);

@@ -4,6 +4,8 @@ import { toSockaddr } from '../ffi/sockaddr';
 import { log, logError } from './log';
 import { localAddress, setFlag, setNoDelay } from './netutils';
 import type { Handler, Reactor, Timer } from './reactor';
+import { result, trace } from './trace';
+import { formatAddress } from '../ffi/sockaddr';
 
 export interface ListenerOptions {
   address: string;
@@ -11,6 +13,8 @@ export interface ListenerOptions {
   backlog: number;
   /** Connections accepted per readiness event before other handlers get a turn. */
   acceptBudget: number;
+  /** Accept one connection per event and no more until epoll reports again (an experiment: strands connections in edge mode). */
+  acceptOnce: boolean;
 }
 
 /** How long to stop accepting when the process or system is out of file descriptors. */
@@ -47,6 +51,9 @@ export class Listener implements Handler {
   readyEvents = 0;
   readonly fd: number;
   readonly port: number;
+  readonly label: string;
+  private readonly acceptBudget: number;
+  private readonly acceptOnce: boolean;
   private pausedUntilRetry: Timer | null = null;
   private out = false; // in an EMFILE/ENFILE episode
 
@@ -55,10 +62,12 @@ export class Listener implements Handler {
     options: ListenerOptions,
     /** Called with each accepted, non-blocking fd. */
     private readonly onAccept: (fd: number) => void,
-    private readonly acceptBudget = options.acceptBudget,
   ) {
     this.fd = createAndBind(options.address, options.port, options.backlog);
     this.port = localAddress(this.fd)?.port ?? options.port;
+    this.label = `listener ${formatAddress({ family: options.address.includes(':') ? 6 : 4, address: options.address, port: this.port })}`;
+    this.acceptOnce = options.acceptOnce;
+    this.acceptBudget = options.acceptOnce ? 1 : options.acceptBudget;
     reactor.add(this, libc.EPOLLIN);
   }
 
@@ -67,6 +76,8 @@ export class Listener implements Handler {
     const counters = this.reactor.counters;
     for (let i = 0; i < this.acceptBudget; i++) {
       const fd = libc.accept4(this.fd, null, null, libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC);
+      counters.acceptCalls++;
+      if (trace.on) trace.line(2, `accept4(${this.fd}) = ${result(fd)}`);
       if (fd >= 0) {
         counters.accepts++;
         if (this.out) {
@@ -90,8 +101,9 @@ export class Listener implements Handler {
       }
     }
     // More may be waiting. Level-triggered epoll will say so again; edge
-    // mode needs to be told to come back.
-    if (this.reactor.edge) this.reactor.defer(this, libc.EPOLLIN);
+    // mode needs to be told to come back - unless this is the accept-once
+    // experiment, which shows what happens when it is not.
+    if (this.reactor.edge && !this.acceptOnce) this.reactor.defer(this, libc.EPOLLIN);
   }
 
   abort(error: unknown): void {

@@ -12,11 +12,12 @@
 // The backend is not chosen here. TCP mode connects as soon as the client is
 // accepted; an HTTP mode can read a request head first, then call connect(),
 // and detach() / connect() again per request on a keep-alive connection.
-import { Connection, type ConnectionLimits, type ConnectionOwner } from './connection';
+import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
 import { logError } from './log';
 import { describePeer, startConnect } from './netutils';
 import type { Reactor } from './reactor';
 import { SysError } from '../ffi/libc';
+import { trace } from './trace';
 
 /** Where to connect: resolved once at start-up. */
 export interface Backend {
@@ -32,7 +33,9 @@ export interface BackendPicker {
 
 export interface ProxyContext {
   reactor: Reactor;
-  limits: ConnectionLimits;
+  settings: ConnectionSettings;
+  /** Name connections by their addresses (costs a getpeername per client). */
+  tracing: boolean;
   /** Milliseconds a backend connect may take; 0 for no limit. */
   connectTimeout: number;
 }
@@ -46,20 +49,28 @@ export class Proxy implements ConnectionOwner {
     private readonly ctx: ProxyContext,
     clientFd: number,
   ) {
-    this.client = new Connection(ctx.reactor, clientFd, this, ctx.limits);
+    this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
+    if (ctx.tracing) this.client.label = `client ${describePeer(clientFd)}`;
   }
 
   /** Open the backend side. Client bytes that arrive meanwhile are queued on it. */
   connect(target: Backend): void {
     this.target = target;
+    const counters = this.ctx.reactor.counters;
     let started;
     try {
       started = startConnect(target.sockaddr);
     } catch (error) {
+      counters.otherCalls += 2;
       this.backendFailed(error instanceof SysError ? error.code : String(error));
       return;
     }
-    const backend = new Connection(this.ctx.reactor, started.fd, this, this.ctx.limits, started.inProgress);
+    counters.otherCalls += 3; // socket, setsockopt(TCP_NODELAY), connect
+    if (trace.on) {
+      trace.line(2, `socket() = ${started.fd}; connect(${started.fd}, ${target.name}) = ${started.inProgress ? '-1 EINPROGRESS' : '0'}`);
+    }
+    const backend = new Connection(this.ctx.reactor, started.fd, this, this.ctx.settings, started.inProgress);
+    backend.label = `backend ${target.name}`;
     this.backend = backend;
     if (started.inProgress) backend.connectTimeout(this.ctx.connectTimeout);
     else this.ctx.reactor.counters.connects++;
@@ -71,7 +82,7 @@ export class Proxy implements ConnectionOwner {
     const to = from === this.client ? this.backend : this.client;
     if (to === null) return;
     to.write(data, length);
-    if (to.queued > this.ctx.limits.highWater && !from.isClosed) {
+    if (to.queued > this.ctx.settings.highWater && !from.isClosed) {
       from.pauseReading();
       to.wantDrain();
     }

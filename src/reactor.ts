@@ -15,9 +15,15 @@
 // there and still has the generation the event was registered with.
 import * as libc from '../ffi/libc';
 import { EPOLL_DATA_OFFSET, EPOLL_EVENT_SIZE, writeEpollEvent } from '../ffi/epoll_event';
+import { Counters } from './counters';
+import { eventNames, result, trace } from './trace';
+
+export { Counters } from './counters';
 
 export interface Handler {
   fd: number;
+  /** What it is, for trace output: "listener 0.0.0.0:8000", "client 127.0.0.1:53122". */
+  label: string;
   /** Set by the reactor on add(); 0 while not registered. */
   generation: number;
   /** Set by the reactor: events waiting for it on the ready list (0 when not on it). */
@@ -33,29 +39,6 @@ export type TriggerMode = 'level' | 'edge';
 export interface ReactorOptions {
   triggerMode: TriggerMode;
   maxEvents: number;
-}
-
-/** What the reactor has done, for people watching epoll at work (and for stats). */
-export class Counters {
-  waits = 0;
-  events = 0;
-  maxBatch = 0;
-  staleEvents = 0;
-  deferred = 0;
-  ctlAdd = 0;
-  ctlMod = 0;
-  ctlDel = 0;
-  reads = 0;
-  readsEagain = 0;
-  writes = 0;
-  shortWrites = 0;
-  bytesRead = 0;
-  bytesWritten = 0;
-  bytesQueued = 0;
-  peakQueue = 0;
-  accepts = 0;
-  connects = 0;
-  closes: Record<string, number> = {};
 }
 
 export class Timer {
@@ -122,6 +105,7 @@ export class Reactor {
         throw new libc.SysError('epoll_ctl(DEL)', libc.errno(), `fd ${handler.fd}`);
       }
       this.counters.ctlDel++;
+      if (trace.on) trace.line(2, `epoll_ctl(DEL, ${handler.fd}) = 0`);
     }
     handler.generation = 0;
   }
@@ -174,6 +158,7 @@ export class Reactor {
     let timeout = this.nextTimeout();
     if (maxWait >= 0 && (timeout < 0 || timeout > maxWait)) timeout = maxWait;
     const n = libc.epoll_wait(this.epfd, this.eventBuffer, this.maxEvents, timeout);
+    if (trace.on) trace.line(0, `epoll_wait(max ${this.maxEvents}, timeout ${timeout}) = ${result(n)}`);
     if (n < 0) {
       const err = libc.errno();
       if (err === libc.EINTR) return 0;
@@ -188,8 +173,10 @@ export class Reactor {
       // Closed earlier in this batch, or its fd now belongs to someone else.
       if (handler === undefined || handler.generation !== words[base + dataWord + 1]) {
         counters.staleEvents++;
+        if (trace.on) trace.line(1, `fd ${words[base + dataWord]}: ${eventNames(words[base])}: stale (its handler was closed earlier in this batch), skipped`);
         continue;
       }
+      if (trace.on) trace.line(1, `fd ${handler.fd} ${handler.label}: ${eventNames(words[base])}${handler.readyEvents !== 0 ? ' (already on the ready list: handled there)' : ''}`);
       if (handler.readyEvents !== 0) {
         // Already due on the ready list this turn: one call, with both masks,
         // so a busy handler never gets two turns for another's one.
@@ -200,6 +187,7 @@ export class Reactor {
     }
     if (this.ready.length > 0) this.runReady();
     if (this.timers.length > 0) this.runTimers();
+    if (trace.on) trace.flush();
     return n;
   }
 
@@ -225,13 +213,16 @@ export class Reactor {
       const events = handler.readyEvents;
       handler.readyEvents = 0;
       // Skipped if it was closed meanwhile (its fd may be someone else's now).
-      if (this.handlers[handler.fd] === handler) this.dispatch(handler, events);
+      if (this.handlers[handler.fd] !== handler) continue;
+      if (trace.on) trace.line(1, `fd ${handler.fd} ${handler.label}: ${eventNames(events)} (from the ready list)`);
+      this.dispatch(handler, events);
     }
     handlers.length = 0;
   }
 
   private nextTimeout(): number {
     if (this.ready.length > 0) return 0;
+    while (this.timers.length > 0 && this.timers[0].cancelled) this.timers.shift();
     if (this.timers.length === 0) return -1;
     return Math.max(0, Math.ceil(this.timers[0].due - performance.now()));
   }
@@ -240,16 +231,18 @@ export class Reactor {
     const now = performance.now();
     while (this.timers.length > 0 && this.timers[0].due <= now) {
       const timer = this.timers.shift()!;
-      if (!timer.cancelled) timer.fire();
+      if (timer.cancelled) continue;
+      if (trace.on) trace.line(1, 'timer');
+      timer.fire();
     }
   }
 
   private ctl(op: number, fd: number, mask: number, generation: number): void {
     const events = this.edge ? mask | libc.EPOLLET : mask;
     writeEpollEvent(this.ctlEvent, 0, events, fd, generation);
-    if (libc.epoll_ctl(this.epfd, op, fd, this.ctlEvent) < 0) {
-      const name = op === libc.EPOLL_CTL_ADD ? 'ADD' : 'MOD';
-      throw new libc.SysError(`epoll_ctl(${name})`, libc.errno(), `fd ${fd}`);
-    }
+    const r = libc.epoll_ctl(this.epfd, op, fd, this.ctlEvent);
+    const name = op === libc.EPOLL_CTL_ADD ? 'ADD' : 'MOD';
+    if (trace.on) trace.line(2, `epoll_ctl(${name}, ${fd}, ${eventNames(events, true)}) = ${result(r)}`);
+    if (r < 0) throw new libc.SysError(`epoll_ctl(${name})`, libc.errno(), `fd ${fd}`);
   }
 }

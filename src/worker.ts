@@ -13,6 +13,7 @@ import { setLogSink, logError } from './log';
 import { Listener } from './listener';
 import { Proxy, type Backend, type ProxyContext } from './proxy';
 import { Reactor, type Handler, type Counters } from './reactor';
+import { trace } from './trace';
 
 export interface WorkerData {
   config: Config;
@@ -26,10 +27,11 @@ export type WorkerMessage =
   | { type: 'log'; level: 'info' | 'error'; line: string }
   | { type: 'listening'; port: number }
   | { type: 'fatal'; message: string }
+  | { type: 'counters'; counters: Counters }
   | { type: 'stopped'; counters: Counters };
 
 /** Messages the main thread sends to a worker. */
-export type ControlMessage = { type: 'stop' };
+export type ControlMessage = { type: 'stop' } | { type: 'counters' };
 
 const eventfdValue = Buffer.alloc(8);
 
@@ -37,6 +39,7 @@ const eventfdValue = Buffer.alloc(8);
 class Control implements Handler {
   generation = 0;
   readyEvents = 0;
+  readonly label = 'control eventfd';
   constructor(
     readonly fd: number,
     private readonly port: MessagePort,
@@ -45,9 +48,11 @@ class Control implements Handler {
 
   handle(_events: number): void {
     libc.read(this.fd, eventfdValue, 8); // reset the counter; EAGAIN just means already read
+    this.reactor.counters.otherCalls++;
     for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
       const message = m.message as ControlMessage;
       if (message.type === 'stop') this.reactor.stop();
+      else if (message.type === 'counters') post({ type: 'counters', counters: this.reactor.counters });
     }
   }
 
@@ -64,15 +69,20 @@ function main(): void {
   const { config, wakeFd, port } = workerData as WorkerData;
   setLogSink((level, line) => post({ type: 'log', level, line }));
 
+  if (config.trace) trace.start(1);
   const reactor = new Reactor({ triggerMode: config.triggerMode, maxEvents: config.maxEvents });
   const ctx: ProxyContext = {
     reactor,
     connectTimeout: config.connectTimeout,
-    limits: {
+    tracing: config.trace,
+    settings: {
       highWater: config.highWaterMark,
       lowWater: config.lowWaterMark,
       readBudget: config.readBudget,
       readSize: config.readBufferSize,
+      readOnce: config.readPolicy === 'once',
+      outAlways: config.epolloutPolicy === 'always' || (config.epolloutPolicy === 'auto' && config.triggerMode === 'edge'),
+      rdhup: config.rdhup,
     },
   };
   const backend: Backend = {
@@ -84,7 +94,13 @@ function main(): void {
   try {
     listener = new Listener(
       reactor,
-      { address: config.listenAddress, port: config.listenPort, backlog: config.backlog, acceptBudget: config.acceptBudget },
+      {
+        address: config.listenAddress,
+        port: config.listenPort,
+        backlog: config.backlog,
+        acceptBudget: config.acceptBudget,
+        acceptOnce: config.acceptPolicy === 'once',
+      },
       (fd) => new Proxy(ctx, fd).connect(backend),
     );
   } catch (error) {

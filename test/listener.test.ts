@@ -11,7 +11,7 @@ test('EMFILE neither exits nor spins: accepts pause, are logged once, and resume
   setLogSink((_level, line) => lines.push(line));
   const reactor = new Reactor({ triggerMode: 'level', maxEvents: 64 });
   const accepted: number[] = [];
-  const listener = new Listener(reactor, { address: '127.0.0.1', port: 0, backlog: 64, acceptBudget: 64 }, (fd) => accepted.push(fd));
+  const listener = new Listener(reactor, { address: '127.0.0.1', port: 0, backlog: 64, acceptBudget: 64, acceptOnce: false }, (fd) => accepted.push(fd));
 
   // Lower our own fd limit a little above what is open, then use up the rest.
   const saved = Buffer.alloc(16);

@@ -12,6 +12,7 @@ function socketPair(): [number, number] {
 class Recorder implements Handler {
   generation = 0;
   readyEvents = 0;
+  label = 'recorder';
   calls: number[] = [];
   constructor(
     public fd: number,
@@ -75,6 +76,7 @@ test('a handler that throws is aborted and the loop goes on', (t) => {
     fd: x,
     generation: 0,
     readyEvents: 0,
+    label: 'bad',
     handle() {
       throw new Error('boom');
     },
