@@ -4,13 +4,7 @@ import test from 'ava';
 import * as libc from '../ffi/libc';
 import { Connection, type ConnectionOwner } from '../src/connection';
 import { Reactor } from '../src/reactor';
-import { patternBytes, sha256 } from './helpers';
-
-function socketPair(): [number, number] {
-  const fds = Buffer.alloc(8);
-  libc.check('socketpair', libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0, fds));
-  return [fds.readInt32LE(0), fds.readInt32LE(4)];
-}
+import { patternBytes, sha256, socketPair } from './helpers';
 
 class Owner implements ConnectionOwner {
   closed: string[] = [];

@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as libc from '../ffi/libc';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const RSP = path.join(ROOT, 'bin', 'rsp');
@@ -199,4 +200,11 @@ export async function settle<T>(probe: () => T, stable = 5, intervalMs = 100, li
     last = now;
   }
   return last;
+}
+
+/** A connected pair of non-blocking AF_UNIX stream sockets, as raw fds. */
+export function socketPair(): [number, number] {
+  const fds = Buffer.alloc(8);
+  libc.check('socketpair', libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0, fds));
+  return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }

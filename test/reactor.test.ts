@@ -2,12 +2,7 @@
 import test from 'ava';
 import * as libc from '../ffi/libc';
 import { Reactor, type Handler } from '../src/reactor';
-
-function socketPair(): [number, number] {
-  const fds = Buffer.alloc(8);
-  libc.check('socketpair', libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0, fds));
-  return [fds.readInt32LE(0), fds.readInt32LE(4)];
-}
+import { socketPair } from './helpers';
 
 class Recorder implements Handler {
   generation = 0;
