@@ -68,7 +68,10 @@ export class Reactor {
   // Each handler is on it at most once (handler.readyEvents != 0 while it is).
   private ready: Handler[] = [];
   private spareReady: Handler[] = [];
+  // Timers sorted by due time, oldest at timers[firstTimer]. Nearly all are
+  // connect timeouts of one length, so a new one almost always goes at the end.
   private timers: Timer[] = [];
+  private firstTimer = 0;
 
   constructor(options: ReactorOptions) {
     this.epfd = libc.check('epoll_create1', libc.epoll_create1(libc.EPOLL_CLOEXEC));
@@ -125,8 +128,9 @@ export class Reactor {
   after(ms: number, fire: () => void): Timer {
     const timer = new Timer(performance.now() + ms, fire);
     let i = this.timers.length;
-    while (i > 0 && this.timers[i - 1].due > timer.due) i--;
-    this.timers.splice(i, 0, timer);
+    while (i > this.firstTimer && this.timers[i - 1].due > timer.due) i--;
+    if (i === this.timers.length) this.timers.push(timer);
+    else this.timers.splice(i, 0, timer);
     return timer;
   }
 
@@ -186,7 +190,7 @@ export class Reactor {
       this.dispatch(handler, words[base]);
     }
     if (this.ready.length > 0) this.runReady();
-    if (this.timers.length > 0) this.runTimers();
+    if (this.firstTimer < this.timers.length) this.runTimers();
     if (trace.on) trace.flush();
     return n;
   }
@@ -222,18 +226,29 @@ export class Reactor {
 
   private nextTimeout(): number {
     if (this.ready.length > 0) return 0;
-    while (this.timers.length > 0 && this.timers[0].cancelled) this.timers.shift();
-    if (this.timers.length === 0) return -1;
-    return Math.max(0, Math.ceil(this.timers[0].due - performance.now()));
+    const timers = this.timers;
+    while (this.firstTimer < timers.length && timers[this.firstTimer].cancelled) this.firstTimer++;
+    if (this.firstTimer === timers.length) {
+      timers.length = 0;
+      this.firstTimer = 0;
+      return -1;
+    }
+    return Math.max(0, Math.ceil(timers[this.firstTimer].due - performance.now()));
   }
 
   private runTimers(): void {
     const now = performance.now();
-    while (this.timers.length > 0 && this.timers[0].due <= now) {
-      const timer = this.timers.shift()!;
+    const timers = this.timers;
+    while (this.firstTimer < timers.length && timers[this.firstTimer].due <= now) {
+      const timer = timers[this.firstTimer++];
       if (timer.cancelled) continue;
       if (trace.on) trace.line(1, 'timer');
       timer.fire();
+    }
+    // Drop the fired ones from the front now and then, not on every call.
+    if (this.firstTimer > 1024 && this.firstTimer * 2 > timers.length) {
+      this.timers = timers.slice(this.firstTimer);
+      this.firstTimer = 0;
     }
   }
 
