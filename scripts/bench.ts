@@ -285,6 +285,66 @@ function processTree(pid: number): number[] {
   return result;
 }
 
+/**
+ * CPU time used by every process that is not the benchmark or one of its
+ * descendants (someone's test suite, a build): a sign that the figures were
+ * disturbed. Sampled once a second; a process's reaped children count through
+ * its cutime/cstime, so short-lived ones are caught too.
+ */
+class ForeignCpu {
+  private last = new Map<number, number>();
+  private totalTicks = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  start(): void {
+    this.sample(true);
+    this.timer = setInterval(() => this.sample(false), 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** CPU seconds used by other processes so far. */
+  seconds(): number {
+    this.sample(false);
+    return this.totalTicks / CLK_TCK;
+  }
+
+  private sample(first: boolean): void {
+    const procs = new Map<number, { ppid: number; ticks: number }>();
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        procs.set(Number(entry), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+      } catch {
+        // exited meanwhile
+      }
+    }
+    const mine = (pid: number): boolean => {
+      for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+        if (p === process.pid) return true;
+        p = procs.get(p)?.ppid ?? 0;
+      }
+      return false;
+    };
+    const next = new Map<number, number>();
+    for (const [pid, { ticks }] of procs) {
+      if (mine(pid)) continue;
+      const before = this.last.get(pid);
+      if (!first) this.totalTicks += Math.max(0, ticks - (before ?? 0));
+      next.set(pid, ticks);
+    }
+    this.last = next;
+  }
+}
+
+const foreign = new ForeignCpu();
+
 /** utime + stime of these processes (all their threads), in microseconds. */
 function cpuMicros(pids: number[]): number {
   let ticks = 0;
@@ -856,6 +916,8 @@ interface Row {
   cpu?: number;
   syscalls?: number;
   rss?: { baseline: number; loaded: number; conns: number; established: number };
+  /** CPU used by unrelated processes while this setup ran, as a share of one core. */
+  foreignShare?: number;
   notes: string[];
 }
 
@@ -884,6 +946,20 @@ interface Context {
 }
 
 async function measureSetup(ctx: Context, setup: SetupName): Promise<Row> {
+  const foreign0 = foreign.seconds();
+  const wall0 = Date.now();
+  const row = await measureSetupInner(ctx, setup);
+  if (!row.skipped) {
+    const cpu = foreign.seconds() - foreign0;
+    const share = cpu / ((Date.now() - wall0) / 1000);
+    row.foreignShare = share;
+    progress(setup, 'other processes', `${cpu.toFixed(1)} CPU-s meanwhile (${(share * 100).toFixed(0)}% of one core)${share > 0.1 ? ': these figures were disturbed' : ''}`);
+    if (share > 0.1) row.notes.push(`other processes used ${(share * 100).toFixed(0)}% of one core while this setup was measured: its figures are disturbed`);
+  }
+  return row;
+}
+
+async function measureSetupInner(ctx: Context, setup: SetupName): Promise<Row> {
   const row: Row = { setup, notes: [] };
   const { params: p, tools } = ctx;
   const isProxy = setup !== 'direct';
@@ -1188,7 +1264,7 @@ function machine(ctx: Context, command: string, startedAt: Date, seconds: number
     `- Tools: ${ctx.tools.versions.length ? ctx.tools.versions.join('; ') : 'none found'}`,
     `- rsp commit: ${commit}`,
     `- Date: ${startedAt.toISOString()} (run took ${Math.round(seconds)} s)`,
-    `- Load average (1/5/15 min): ${loadAtStart} at the start, ${loadAverage()} at the end (anything else running skews the figures)`,
+    `- Load average (1/5/15 min): ${loadAtStart} at the start, ${loadAverage()} at the end; other processes used ${foreign.seconds().toFixed(1)} CPU-seconds during the run (anything else running skews the figures; setups where it exceeded 10% of a core are flagged in the notes)`,
     `- Command: \`${command}\``,
   ].join('\n');
 }
@@ -1283,6 +1359,7 @@ async function main(): Promise<void> {
     if (!fs.existsSync(file)) throw new Error(`${file} is missing: run "npm run build" first`);
   }
 
+  foreign.start();
   const tools = detectTools(options);
   const say = (line: string): void => void process.stdout.write(line + '\n');
   say(`rsp benchmark (${options.quick ? 'quick' : 'full'}): ${options.only.join(', ')}`);
