@@ -14,3 +14,10 @@ acceptBudget = 64
 highWaterMark = 1048576    -- 1 MiB
 lowWaterMark = 262144      -- 256 KiB
 connectTimeout = 5000      -- milliseconds
+
+-- Knobs for experimenting with epoll; the defaults are the safe choices.
+trace = false
+readPolicy = "drain"       -- or "eagain", "once"
+acceptPolicy = "drain"     -- or "once"
+epolloutPolicy = "auto"    -- or "queued", "always"
+rdhup = true

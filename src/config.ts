@@ -26,7 +26,7 @@ export interface Config {
   highWaterMark: number;
   lowWaterMark: number;
   connectTimeout: number;
-  readPolicy: 'drain' | 'once';
+  readPolicy: 'drain' | 'eagain' | 'once';
   acceptPolicy: 'drain' | 'once';
   epolloutPolicy: 'auto' | 'queued' | 'always';
   rdhup: boolean;
@@ -58,7 +58,7 @@ export const OPTIONS: Option[] = [
   { name: 'listenAddress', kind: { type: 'host' }, default: '0.0.0.0', doc: 'Address to listen on. "::" listens on IPv6 and IPv4; "::1" or "127.0.0.1" on loopback only.' },
   { name: 'backendAddress', kind: { type: 'host' }, doc: 'Backend host: an IPv4 or IPv6 address, or a name resolved once at start-up.' },
   { name: 'backendPort', kind: { type: 'port' }, doc: 'Backend port.' },
-  { name: 'triggerMode', kind: { type: 'enum', values: ['level', 'edge'] }, default: 'level', doc: 'How epoll reports readiness: "level" (reported while ready) or "edge" (reported when it changes; every handler drains to EAGAIN).' },
+  { name: 'triggerMode', kind: { type: 'enum', values: ['level', 'edge'] }, default: 'level', doc: 'How epoll reports readiness: "level" (reported while ready) or "edge" (reported when it changes, so every handler drains what is there: see readPolicy).' },
   { name: 'backlog', kind: { type: 'int', min: 1, max: 65535 }, default: 4096, doc: 'listen() backlog: connections the kernel holds until accepted (capped by net.core.somaxconn).' },
   { name: 'maxEvents', kind: { type: 'int', min: 1, max: 65536 }, default: 256, doc: 'Most events taken from one epoll_wait call.' },
   { name: 'readBufferSize', kind: { type: 'int', min: 1024, max: 16 * MiB }, default: 65536, doc: 'Bytes asked for by each read(); one buffer of this size per worker.' },
@@ -67,7 +67,7 @@ export const OPTIONS: Option[] = [
   { name: 'highWaterMark', kind: { type: 'int', min: 1, max: 1 << 30 }, default: MiB, doc: 'Bytes queued for one connection before rsp stops reading from its peer (backpressure).' },
   { name: 'lowWaterMark', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 256 * 1024, doc: 'Queued bytes at which reading from the peer starts again. Must be below highWaterMark.' },
   { name: 'trace', kind: { type: 'bool' }, default: false, doc: 'Print every epoll_wait, event and system call as it happens (also `rsp --trace`). For watching epoll, not for production.' },
-  { name: 'readPolicy', kind: { type: 'enum', values: ['drain', 'once'] }, default: 'drain', doc: 'Edge mode: "drain" reads until EAGAIN (within readBudget). "once" reads once per event and waits for epoll: an experiment, it stalls edge-triggered connections. Level mode always reads once per event.' },
+  { name: 'readPolicy', kind: { type: 'enum', values: ['drain', 'eagain', 'once'] }, default: 'drain', doc: 'Edge mode: "drain" reads until EAGAIN or a short read (a stream socket is empty after a short read: epoll(7)), within readBudget. "eagain" reads until EAGAIN, always one read more. "once" reads once per event and waits for epoll: an experiment, it stalls edge-triggered connections. Level mode reads once per event whatever this says.' },
   { name: 'acceptPolicy', kind: { type: 'enum', values: ['drain', 'once'] }, default: 'drain', doc: '"drain" accepts until EAGAIN (within acceptBudget). "once" accepts one connection per event: an experiment, edge mode then strands connections in the backlog.' },
   { name: 'epolloutPolicy', kind: { type: 'enum', values: ['auto', 'queued', 'always'] }, default: 'auto', doc: 'When EPOLLOUT is registered: "queued" only while bytes are queued, "always" for the connection\'s life (free in edge mode, a wake-up per turn in level mode). "auto": queued for level, always for edge.' },
   { name: 'rdhup', kind: { type: 'bool' }, default: true, doc: 'Register EPOLLRDHUP and treat a short read with it as the end of the stream, saving the read() that returns 0.' },

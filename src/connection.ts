@@ -39,6 +39,8 @@ export interface ConnectionSettings {
   readSize: number;
   /** One read() per event and no more until epoll reports again (an experiment: stalls in edge mode). */
   readOnce: boolean;
+  /** Edge mode: keep reading after a short read, until EAGAIN (the strict textbook rule). */
+  readToEagain?: boolean;
   /** Keep EPOLLOUT registered all the time instead of only while something is queued. */
   outAlways: boolean;
   /** Register EPOLLRDHUP and take it, with a short read, as the end: saves the read() that returns 0. */
@@ -279,10 +281,16 @@ export class Connection implements Handler {
         this.owner.onData(this, buf, n);
         if (!this.reading) return;
         // A short read with EPOLLRDHUP: the FIN is in and everything before it is read.
-        if (n < buf.length && (events & EPOLLRDHUP) !== 0 && this.limits.rdhup) {
-          if (trace.on) trace.line(2, `short read with EPOLLRDHUP: that was the end, no read() for the 0`);
-          this.ended();
-          return;
+        if (n < buf.length) {
+          if ((events & EPOLLRDHUP) !== 0 && this.limits.rdhup) {
+            if (trace.on) trace.line(2, `short read with EPOLLRDHUP: that was the end, no read() for the 0`);
+            this.ended();
+            return;
+          }
+          // A short read from a stream socket means its receive queue is
+          // empty: epoll(7) allows taking that as "drained" instead of paying
+          // for a read() that returns EAGAIN. New bytes bring a new edge.
+          if (!this.limits.readToEagain) return;
         }
         continue;
       }
@@ -321,7 +329,10 @@ export class Connection implements Handler {
       data.copy(last.buf, last.end, from, to);
       last.end += length;
     } else {
-      const buf = Buffer.allocUnsafe(Math.max(CHUNK_SIZE, length));
+      // The first chunk is exactly the size needed (small ones come from Node's
+      // shared pool): a request queued while the backend connects costs no
+      // more than itself. Later chunks leave room for small writes to gather.
+      const buf = Buffer.allocUnsafe(last === null && this.queuedBytes === 0 ? length : Math.max(CHUNK_SIZE, length));
       data.copy(buf, 0, from, to);
       this.chunks.push({ buf, start: 0, end: length });
     }

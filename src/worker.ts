@@ -81,6 +81,7 @@ function main(): void {
       readBudget: config.readBudget,
       readSize: config.readBufferSize,
       readOnce: config.readPolicy === 'once',
+      readToEagain: config.readPolicy === 'eagain',
       outAlways: config.epolloutPolicy === 'always' || (config.epolloutPolicy === 'auto' && config.triggerMode === 'edge'),
       rdhup: config.rdhup,
     },

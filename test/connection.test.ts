@@ -26,7 +26,7 @@ class Owner implements ConnectionOwner {
   }
 }
 
-const limits = { highWater: 1 << 20, lowWater: 1 << 18, readBudget: 16, readSize: 65536, readOnce: false, outAlways: false, rdhup: true };
+const limits = { highWater: 1 << 20, lowWater: 1 << 18, readBudget: 16, readSize: 65536, readOnce: false, readToEagain: false, outAlways: false, rdhup: true };
 
 /** Read everything available on `fd` into `into`; true once EOF was seen. */
 function drain(fd: number, into: Buffer[]): boolean {
