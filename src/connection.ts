@@ -11,7 +11,8 @@
 // A connection knows nothing of its peer: the owner (proxy.ts) ties two of them.
 import * as libc from '../ffi/libc';
 import type { Handler, Reactor, Timer } from './reactor';
-import { eventNames, result, trace } from './trace';
+import { logError } from './log';
+import { result, trace } from './trace';
 
 const { EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP, EAGAIN, EINTR } = libc;
 
@@ -144,8 +145,10 @@ export class Connection implements Handler {
   }
 
   abort(error: unknown): void {
+    // A bug, not a network event: say so, and drop only this connection.
     const message = error instanceof Error ? error.message : String(error);
-    this.destroy(`internal error: ${message}`);
+    logError(`internal error on fd ${this.fd} (${this.label}): ${message}`);
+    this.destroy('internal error');
   }
 
   /** connection_write: send now if possible, queue the rest. */
