@@ -79,9 +79,11 @@ export class Connection implements Handler {
   private reading = true; // false once paused, ended or closing
   private paused = false;
   private readEnded = false;
+  private peerShutdown = false; // EPOLLRDHUP seen: the peer's FIN has arrived
   private writeEnded = false; // end() or close() called: no more writes accepted
   private shutdownPending = false;
   private closePending = false;
+  private closeCause = 'closed';
   private closed = false;
   private drainWanted = false;
   private registered = false;
@@ -122,9 +124,15 @@ export class Connection implements Handler {
   }
 
   handle(events: number): void {
+    // Remembered, not just read off this event: a handler called again from
+    // the ready list gets only the events it asked for.
+    if ((events & EPOLLRDHUP) !== 0) this.peerShutdown = true;
     if (this.connecting) {
       this.finishConnect(events);
-      return;
+      if (this.connecting || this.closed) return;
+      // Connected, and the same event may say the backend already spoke
+      // (edge mode would never say it again): carry on and read.
+      events &= ~EPOLLOUT;
     }
     if (this.queuedBytes > 0 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) !== 0) {
       this.flush();
@@ -132,7 +140,9 @@ export class Connection implements Handler {
     }
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) === 0) return;
     if (this.reading) {
-      this.readSome(events);
+      this.readSome();
+    } else if (trace.on && (events & (EPOLLERR | EPOLLHUP)) === 0) {
+      trace.line(2, this.paused ? 'not reading (its peer has too much queued): ignored for now' : 'not reading any more: ignored');
     } else if ((events & EPOLLERR) !== 0) {
       this.destroy(libc.errnoName(socketError(this.fd)));
     } else if ((events & EPOLLHUP) !== 0 && !this.reactor.edge && this.queuedBytes === 0) {
@@ -188,13 +198,14 @@ export class Connection implements Handler {
     else this.shutdownNow();
   }
 
-  /** connection_close: stop reading, flush the queue, then close. */
-  close(): void {
+  /** connection_close: stop reading, flush the queue, then close. `cause` is what the counters record. */
+  close(cause = 'closed'): void {
     if (this.closed) return;
     this.reading = false;
     this.writeEnded = true;
+    this.closeCause = cause;
     if (this.queuedBytes === 0 || this.connecting) {
-      this.destroy('closed');
+      this.destroy(cause);
       return;
     }
     this.closePending = true;
@@ -268,12 +279,13 @@ export class Connection implements Handler {
     if (!this.closed) this.updateInterest();
   }
 
-  private readSome(events: number): void {
+  private readSome(): void {
     const counters = this.reactor.counters;
     const edge = this.reactor.edge;
+    const { rdhup, readOnce, readToEagain } = this.limits;
     // Level-triggered, or readOnce: one read per event; epoll will report
     // again if more is waiting (level) - or never (edge: the experiment).
-    const budget = !edge || this.limits.readOnce ? 1 : this.limits.readBudget || Infinity;
+    const budget = !edge || readOnce ? 1 : this.limits.readBudget || Infinity;
     const buf = readBuffer;
     for (let turn = 0; turn < budget; turn++) {
       const n = libc.read(this.fd, buf, buf.length);
@@ -283,17 +295,20 @@ export class Connection implements Handler {
         counters.bytesRead += n;
         this.owner.onData(this, buf, n);
         if (!this.reading) return;
-        // A short read with EPOLLRDHUP: the FIN is in and everything before it is read.
-        if (n < buf.length) {
-          if ((events & EPOLLRDHUP) !== 0 && this.limits.rdhup) {
-            if (trace.on) trace.line(2, `short read with EPOLLRDHUP: that was the end, no read() for the 0`);
+        if (n < buf.length && rdhup) {
+          // A short read from a stream socket means its receive queue is
+          // empty (epoll(7)). If the FIN has arrived (EPOLLRDHUP), this was
+          // the end: no read() for the 0.
+          if (this.peerShutdown) {
+            if (trace.on) trace.line(2, 'short read after EPOLLRDHUP: that was the end, no read() for the 0');
             this.ended();
             return;
           }
-          // A short read from a stream socket means its receive queue is
-          // empty: epoll(7) allows taking that as "drained" instead of paying
-          // for a read() that returns EAGAIN. New bytes bring a new edge.
-          if (!this.limits.readToEagain) return;
+          // Otherwise it counts as drained, saving the read() that returns
+          // EAGAIN: new bytes or a FIN bring a new edge. Without EPOLLRDHUP
+          // a FIN that came with these bytes would go unseen, so that case
+          // (and readPolicy "eagain") reads on.
+          if (!readToEagain) return;
         }
         continue;
       }
@@ -313,7 +328,7 @@ export class Connection implements Handler {
     if (!edge || this.limits.readOnce) return;
     // Edge-triggered and still not drained: let every other ready connection
     // have its turn first, then carry on (no new edge would wake us).
-    if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list for the next turn`);
+    if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list, to go on after the others`);
     this.reactor.defer(this, EPOLLIN);
   }
 
@@ -380,7 +395,7 @@ export class Connection implements Handler {
     }
     if (this.queuedBytes === 0) {
       if (this.closePending) {
-        this.destroy('closed');
+        this.destroy(this.closeCause);
         return;
       }
       if (this.shutdownPending) this.shutdownNow();

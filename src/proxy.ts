@@ -62,12 +62,14 @@ export class Proxy implements ConnectionOwner {
       started = startConnect(target.sockaddr);
     } catch (error) {
       counters.otherCalls += 2;
+      const reason = error instanceof SysError ? error.message : String(error);
+      if (trace.on) trace.line(2, `${reason} (backend ${target.name})`);
       this.backendFailed(error instanceof SysError ? error.code : String(error));
       return;
     }
     counters.otherCalls += 3; // socket, setsockopt(TCP_NODELAY), connect
     if (trace.on) {
-      trace.line(2, `socket() = ${started.fd}; connect(${started.fd}, ${target.name}) = ${started.inProgress ? '-1 EINPROGRESS' : '0'}`);
+      trace.line(2, `socket() = ${started.fd}; setsockopt(${started.fd}, TCP_NODELAY) = 0; connect(${started.fd}, ${target.name}) = ${started.inProgress ? '-1 EINPROGRESS' : '0'}`);
     }
     const backend = new Connection(this.ctx.reactor, started.fd, this, this.ctx.settings, started.inProgress);
     backend.label = `backend ${target.name}`;
@@ -99,12 +101,14 @@ export class Proxy implements ConnectionOwner {
       from.close();
       return;
     }
-    to.end();
-    if (this.client.hasEnded && this.backend!.hasEnded) {
-      // Both directions are finished: flush what is queued, then close.
+    if (to.hasEnded) {
+      // Both directions are finished: flush what is queued, then close
+      // (close() sends the FIN itself: no shutdown() first).
       this.client.close();
       this.backend!.close();
+      return;
     }
+    to.end();
   }
 
   onClose(conn: Connection, cause: string): void {
@@ -123,6 +127,6 @@ export class Proxy implements ConnectionOwner {
   private backendFailed(reason: string): void {
     const name = this.target?.name ?? '?';
     logError(`Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
-    this.client.close();
+    this.client.close(`no backend (${reason})`);
   }
 }

@@ -159,6 +159,8 @@ export class Reactor {
     const stride = EPOLL_EVENT_SIZE / 4;
     const dataWord = EPOLL_DATA_OFFSET / 4;
     const counters = this.counters;
+    // Whatever the last turn traced goes out before we may block.
+    if (trace.on) trace.flush();
     let timeout = this.nextTimeout();
     if (maxWait >= 0 && (timeout < 0 || timeout > maxWait)) timeout = maxWait;
     const n = libc.epoll_wait(this.epfd, this.eventBuffer, this.maxEvents, timeout);
@@ -191,7 +193,6 @@ export class Reactor {
     }
     if (this.ready.length > 0) this.runReady();
     if (this.firstTimer < this.timers.length) this.runTimers();
-    if (trace.on) trace.flush();
     return n;
   }
 

@@ -13,7 +13,7 @@ import { setLogSink, logError } from './log';
 import { Listener } from './listener';
 import { Proxy, type Backend, type ProxyContext } from './proxy';
 import { Reactor, type Handler, type Counters } from './reactor';
-import { trace } from './trace';
+import { result, trace } from './trace';
 
 export interface WorkerData {
   config: Config;
@@ -47,8 +47,9 @@ class Control implements Handler {
   ) {}
 
   handle(_events: number): void {
-    libc.read(this.fd, eventfdValue, 8); // reset the counter; EAGAIN just means already read
+    const n = libc.read(this.fd, eventfdValue, 8); // reset the counter; EAGAIN just means already read
     this.reactor.counters.otherCalls++;
+    if (trace.on) trace.line(2, `read(${this.fd}) = ${result(n)} (a message from the main thread)`);
     for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
       const message = m.message as ControlMessage;
       if (message.type === 'stop') this.reactor.stop();
@@ -115,6 +116,7 @@ function main(): void {
 
   post({ type: 'listening', port: listener.port });
   reactor.run();
+  if (trace.on) trace.flush();
 
   listener.close();
   post({ type: 'stopped', counters: reactor.counters });

@@ -195,3 +195,47 @@ test('SIGINT and SIGTERM stop rsp with exit code 0', async (t) => {
     t.is(await rsp.stop(), 0, `${signal}: ${rsp.output()}`);
   }
 });
+
+/** Resolves with what the server sent, or rejects if the stream has not ended within `ms`. */
+function readToEnd(port: number, send: string, ms = 20000): Promise<Buffer> {
+  return Promise.race([
+    exchange(port, send),
+    new Promise<Buffer>((_, reject) => setTimeout(() => reject(new Error(`no end of stream within ${ms} ms`)), ms).unref()),
+  ]);
+}
+
+for (const rdhup of [true, false]) {
+  bothModes(`a download ended by the backend's close arrives whole and ends, every time (rdhup = ${rdhup})`, async (t, mode) => {
+    const body = patternBytes(8 * 1024 * 1024 + 1125, 9);
+    const backendPort = await listen(t, net.createServer((s) => s.once('data', () => s.end(body))));
+    const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, rdhup });
+    for (let i = 0; i < 5; i++) {
+      const got = await readToEnd(rsp.port, 'GET /big HTTP/1.0\r\n\r\n');
+      t.is(sha256(got), sha256(body), `download ${i + 1}`);
+    }
+  });
+
+  bothModes(`a backend that answers and closes at once: the answer and the end both arrive (rdhup = ${rdhup})`, async (t, mode) => {
+    const backendPort = await listen(t, net.createServer((s) => s.once('data', (d) => s.end(d))));
+    const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, rdhup });
+    for (let i = 0; i < 6; i++) t.is((await readToEnd(rsp.port, `ping ${i}`)).toString(), `ping ${i}`);
+  });
+}
+
+bothModes('a backend that speaks first (SMTP-style greeting) is heard without the client saying anything', async (t, mode) => {
+  const backendPort = await listen(t, net.createServer((s) => s.write('220 ready\r\n')));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  for (let i = 0; i < 3; i++) {
+    const greeting = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(rsp.port, '127.0.0.1');
+      const timer = setTimeout(() => reject(new Error('no greeting within 10 s')), 10000);
+      s.once('data', (d) => {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(d.toString());
+      });
+      s.on('error', reject);
+    });
+    t.is(greeting, '220 ready\r\n');
+  }
+});
