@@ -328,7 +328,7 @@ export class Connection implements Handler {
     if (!edge || this.limits.readOnce) return;
     // Edge-triggered and still not drained: let every other ready connection
     // have its turn first, then carry on (no new edge would wake us).
-    if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list, to go on after the others`);
+    if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list for the next turn, after the others`);
     this.reactor.defer(this, EPOLLIN);
   }
 

@@ -161,7 +161,12 @@ export class Reactor {
     const counters = this.counters;
     // Whatever the last turn traced goes out before we may block.
     if (trace.on) trace.flush();
-    let timeout = this.nextTimeout();
+    // The ready list as it stands runs after this batch; what gets deferred
+    // during this turn waits for the next one, so a handler that spends its
+    // budget now does not get a second helping before the others had theirs.
+    const due = this.ready;
+    this.ready = this.spareReady;
+    let timeout = due.length > 0 ? 0 : this.nextTimeout();
     if (maxWait >= 0 && (timeout < 0 || timeout > maxWait)) timeout = maxWait;
     const n = libc.epoll_wait(this.epfd, this.eventBuffer, this.maxEvents, timeout);
     if (trace.on) trace.line(0, `epoll_wait(max ${this.maxEvents}, timeout ${timeout}) = ${result(n)}`);
@@ -184,14 +189,15 @@ export class Reactor {
       }
       if (trace.on) trace.line(1, `fd ${handler.fd} ${handler.label}: ${eventNames(words[base])}${handler.readyEvents !== 0 ? ' (already on the ready list: handled there)' : ''}`);
       if (handler.readyEvents !== 0) {
-        // Already due on the ready list this turn: one call, with both masks,
-        // so a busy handler never gets two turns for another's one.
+        // Already on the ready list: one call, there, with both masks, so a
+        // busy handler never gets two turns for another's one.
         handler.readyEvents |= words[base];
         continue;
       }
       this.dispatch(handler, words[base]);
     }
-    if (this.ready.length > 0) this.runReady();
+    if (due.length > 0) this.runReady(due);
+    this.spareReady = due;
     if (this.firstTimer < this.timers.length) this.runTimers();
     return n;
   }
@@ -209,10 +215,7 @@ export class Reactor {
     }
   }
 
-  private runReady(): void {
-    const handlers = this.ready;
-    this.ready = this.spareReady;
-    this.spareReady = handlers;
+  private runReady(handlers: Handler[]): void {
     for (let i = 0; i < handlers.length; i++) {
       const handler = handlers[i];
       const events = handler.readyEvents;
@@ -226,7 +229,6 @@ export class Reactor {
   }
 
   private nextTimeout(): number {
-    if (this.ready.length > 0) return 0;
     const timers = this.timers;
     while (this.firstTimer < timers.length && timers[this.firstTimer].cancelled) this.firstTimer++;
     if (this.firstTimer === timers.length) {

@@ -16,6 +16,14 @@ test('--trace shows each epoll_wait, the events by name, the handler and the sys
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort }, ['--trace']);
   const reply = await exchange(rsp.port, 'hello');
   t.is(reply.toString(), 'echo:hello');
+  // Our client's FIN reaches rsp a moment after we saw the end: wait for both closes.
+  for (let waited = 0; (rsp.output().match(/close\(\d+\) = 0 \(closed\)/g) ?? []).length < 2; waited += 20) {
+    if (waited > 10000) {
+      t.fail(`rsp did not close both sides:\n${rsp.output()}`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
   t.is(await rsp.stop(), 0);
   const out = rsp.output();
   t.regex(out, /^epoll_wait\(max 256, timeout -1\) = 1$/m);
@@ -27,7 +35,7 @@ test('--trace shows each epoll_wait, the events by name, the handler and the sys
   const client = accepted![1];
   t.regex(out, new RegExp(`^ {4}accept4\\(${listener![1]}\\) = -1 EAGAIN$`, 'm'));
   t.regex(out, new RegExp(`^ {4}epoll_ctl\\(ADD, ${client}, IN\\|RDHUP\\) = 0$`, 'm'));
-  const connect = /^ {4}socket\(\) = (\d+); connect\(\d+, 127\.0\.0\.1:(\d+)\) = (0|-1 EINPROGRESS)$/m.exec(out);
+  const connect = /^ {4}socket\(\) = (\d+); setsockopt\(\d+, TCP_NODELAY\) = 0; connect\(\d+, 127\.0\.0\.1:(\d+)\) = (0|-1 EINPROGRESS)$/m.exec(out);
   t.truthy(connect, out);
   t.is(Number(connect![2]), backendPort);
   const backend = connect![1];
