@@ -41,7 +41,7 @@ test('every TS name in the README\'s C-to-TS table exists in the code', (t) => {
     const [owner, member] = name.includes('.') ? name.split('.') : [null, name];
     const found = owner === null
       ? sources.some((src) => new RegExp(`((function|class|interface) ${member}\\b|readonly ${member}:)`).test(src))
-      : sources.some((src) => new RegExp(`class ${owner}\\b`).test(src) && new RegExp(`\\n\\s+(private |readonly )?${member}\\(`).test(src));
+      : sources.some((src) => new RegExp(`(class|interface) ${owner}\\b`).test(src) && new RegExp(`\\n\\s+(private |readonly )?${member}\\(`).test(src));
     t.true(found, `${name} is named in the README but not found in src/`);
   }
 });
