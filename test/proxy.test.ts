@@ -2,6 +2,9 @@
 // in both trigger modes.
 import test from 'ava';
 import * as net from 'node:net';
+import * as libc from '../ffi/libc';
+import { createAndBind } from '../src/listener';
+import { localAddress } from '../src/netutils';
 import { bothModes, echoBackend, exchange, get, httpBackend, listen, patternBytes, sha256, startRsp } from './helpers';
 
 bothModes('proxies an HTTP request to the backend, twice', async (t, mode) => {
@@ -238,4 +241,24 @@ bothModes('a backend that speaks first (SMTP-style greeting) is heard without th
     });
     t.is(greeting, '220 ready\r\n');
   }
+});
+
+bothModes('a backend that never answers the SYN: the connect times out, the client is closed, rsp goes on', async (t, mode) => {
+  // A listener whose accept queue is full drops new SYNs: connect() hangs.
+  const fd = createAndBind('127.0.0.1', 0, 1);
+  t.teardown(() => libc.close(fd));
+  const port = localAddress(fd)!.port;
+  const fillers: net.Socket[] = [];
+  t.teardown(() => fillers.forEach((s) => s.destroy()));
+  for (let i = 0; i < 2; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    fillers.push(s);
+    await new Promise((r) => s.once('connect', r));
+  }
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: port, triggerMode: mode, connectTimeout: 300 });
+  const reply = await readToEnd(rsp.port, 'hello').catch((e: NodeJS.ErrnoException) => e.code);
+  t.true(reply === 'ECONNRESET' || (Buffer.isBuffer(reply) && reply.length === 0), String(reply));
+  t.regex(await rsp.waitFor(/Could not connect/), /Could not connect to backend 127\.0\.0\.1:\d+ for client 127\.0\.0\.1:\d+: ETIMEDOUT$/);
+  t.is(rsp.proc.exitCode, null);
 });
