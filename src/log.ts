@@ -33,3 +33,22 @@ export function log(message: string): void {
 export function logError(message: string): void {
   sink('error', `${timestamp()} ${message}`);
 }
+
+const limited = new Map<string, { at: number; suppressed: number }>();
+
+/**
+ * logError, at most once a second for each `kind` (a dead backend fails
+ * every client): the lines in between are counted, and the count goes on the
+ * next line of that kind.
+ */
+export function logErrorLimited(kind: string, message: string): void {
+  const now = Date.now();
+  const last = limited.get(kind);
+  if (last !== undefined && now - last.at < 1000) {
+    last.suppressed++;
+    return;
+  }
+  const more = last !== undefined && last.suppressed > 0 ? ` (and ${last.suppressed} more like it since the last one)` : '';
+  limited.set(kind, { at: now, suppressed: 0 });
+  logError(message + more);
+}

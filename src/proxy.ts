@@ -13,7 +13,7 @@
 // accepted; an HTTP mode can read a request head first, then call connect(),
 // and detach() / connect() again per request on a keep-alive connection.
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
-import { logError } from './log';
+import { logErrorLimited } from './log';
 import { describePeer, startConnect } from './netutils';
 import type { Reactor } from './reactor';
 import { SysError } from '../ffi/libc';
@@ -126,7 +126,7 @@ export class Proxy implements ConnectionOwner {
 
   private backendFailed(reason: string): void {
     const name = this.target?.name ?? '?';
-    logError(`Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
+    logErrorLimited(`backend ${name} ${reason}`, `Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
     this.client.close(`no backend (${reason})`);
   }
 }

@@ -262,3 +262,22 @@ bothModes('a backend that never answers the SYN: the connect times out, the clie
   t.regex(await rsp.waitFor(/Could not connect/), /Could not connect to backend 127\.0\.0\.1:\d+ for client 127\.0\.0\.1:\d+: ETIMEDOUT$/);
   t.is(rsp.proc.exitCode, null);
 });
+
+test('a dead backend is logged at most once a second, with a count of the rest', async (t) => {
+  const probe = net.createServer();
+  const port = await new Promise<number>((r) => probe.listen(0, '127.0.0.1', () => r((probe.address() as net.AddressInfo).port)));
+  await new Promise((r) => probe.close(r));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: port });
+  for (let i = 0; i < 20; i++) await exchange(rsp.port, 'x').catch(() => null);
+  await rsp.waitFor(/Could not connect/);
+  const lines = rsp.output().split('\n').filter((l) => l.includes('Could not connect'));
+  t.true(lines.length >= 1 && lines.length < 20, lines.join('\n'));
+  // The count of what was held back comes with the next line, a second later:
+  // keep clients coming until it shows (bounded).
+  const deadline = Date.now() + 15000;
+  while (!/more like it since the last one/.test(rsp.output()) && Date.now() < deadline) {
+    await exchange(rsp.port, 'x').catch(() => null);
+  }
+  const line = await rsp.waitFor(/more like it since the last one/);
+  t.regex(line, /ECONNREFUSED \(and \d+ more like it since the last one\)$/);
+});
