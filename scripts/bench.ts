@@ -1,10 +1,17 @@
 // The benchmark: rsp (both trigger modes) against the direct path to the
 // backend, a plain Node `net` pipe proxy, nginx (stream and http) and HAProxy
-// (tcp and http), one after another on loopback, every proxy with one worker
-// process/thread. Writes a markdown report (BENCHMARKS.md by default).
+// (tcp and http) on loopback, every proxy with one worker process/thread.
+// Writes a markdown report (BENCHMARKS.md by default).
 //
-//   npm run build && npm run bench                # full run, about 5 minutes on 2 cores
-//   node dist/scripts/bench.js --quick            # about 1 minute, shorter and smaller
+// The req/s figures come from rounds that interleave the setups (every setup
+// once per round, the order rotated from round to round) and are medians over
+// the rounds: on a shared VM a single run of a setup can be 15–30% off, and
+// interleaving spreads whatever disturbs the machine over all the setups.
+// Every proxy is started once and stays up through the rounds; latency, bulk
+// and idle memory are measured after them, one setup after another.
+//
+//   npm run build && npm run bench                # full run, about 6 minutes on 2 cores
+//   node dist/scripts/bench.js --quick            # about 2 minutes, shorter and smaller
 //   node dist/scripts/bench.js --only rsp-level,node --out /tmp/b.md
 //
 // Every process it starts runs in a process group of its own and is killed on
@@ -52,6 +59,8 @@ interface Params {
   keepAliveS: number;
   closeS: number;
   latencyS: number;
+  /** Keep-alive and 1 req/conn runs per setup, in rounds that interleave the setups; the median is reported. */
+  rounds: number;
   /** Latency run: this many connections, each waiting `latencyGapMs` between requests. */
   latencyConns: number;
   latencyGapMs: number;
@@ -65,17 +74,18 @@ interface Params {
 }
 
 const FULL: Params = {
-  warmupS: 2, keepAliveS: 8, closeS: 8, latencyS: 6, latencyConns: 10, latencyGapMs: 10, loadConns: 64,
+  warmupS: 2, keepAliveS: 4, closeS: 4, rounds: 3, latencyS: 6, latencyConns: 10, latencyGapMs: 10, loadConns: 64,
   bulkBytes: 200_000_000, bulkRuns: 3, idleConns: 5000, straceS: 3, settleMs: 1000,
 };
 const QUICK: Params = {
-  warmupS: 1, keepAliveS: 2, closeS: 2, latencyS: 2, latencyConns: 10, latencyGapMs: 10, loadConns: 64,
+  warmupS: 1, keepAliveS: 2, closeS: 2, rounds: 2, latencyS: 2, latencyConns: 10, latencyGapMs: 10, loadConns: 64,
   bulkBytes: 50_000_000, bulkRuns: 1, idleConns: 1000, straceS: 2, settleMs: 500,
 };
 
 const USAGE = `Usage: node dist/scripts/bench.js [--quick] [--only a,b,...] [--out FILE] [--without tool,...]
 
-  --quick          about 1 minute: 2 s runs, 50 MB bulk file, 1,000 idle connections
+  --quick          about 2 minutes: 2 rounds of 2 s runs (3 of 4 s in a full run),
+                   50 MB bulk file, 1,000 idle connections
   --only LIST      run only these setups (comma separated) out of:
                    ${SETUPS.join(', ')}
   --out FILE       write the report here instead of BENCHMARKS.md
@@ -906,16 +916,35 @@ ${nginxTempPaths(tools, dir, name)}
 
 // ---------------------------------------------------------------- measuring
 
+/** One keep-alive run: its rate and, for a proxy, its CPU time and syscalls per request. */
+interface KeepAliveRun {
+  round: number;
+  rps: number;
+  cpu?: number;
+  syscalls?: number;
+}
+
 interface Row {
   setup: SetupName;
   skipped?: string;
+  /** Median over the rounds. */
   keepAlive?: number;
   close?: number;
+  /** Each round's req/s, in round order (rounds that failed are left out). */
+  keepAliveRuns: number[];
+  closeRuns: number[];
+  /** Whether other processes used over 10% of a core during each of those runs. */
+  keepAliveDisturbed: boolean[];
+  closeDisturbed: boolean[];
   p50?: number;
   p99?: number;
   bulk?: number;
+  /** From the keep-alive round at the median (`figuresRound`, 0-based). */
   cpu?: number;
   syscalls?: number;
+  figuresRound?: number;
+  /** Syscalls/req came from a strace run of its own, not from that round. */
+  syscallsApart?: boolean;
   rss?: { baseline: number; loaded: number; conns: number; established: number };
   /** CPU used by unrelated processes while this setup ran, as a share of one core. */
   foreignShare?: number;
@@ -933,6 +962,18 @@ function errorText(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0];
 }
 
+/** The median; with an even count, the mean of the two middle values. */
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** min–max of a setup's rounds, e.g. "34,120–38,011". */
+function rangeText(values: number[]): string {
+  return `${fmtInt(Math.min(...values))}–${fmtInt(Math.max(...values))}`;
+}
+
 interface Context {
   options: Options;
   params: Params;
@@ -946,147 +987,299 @@ interface Context {
   syscallMethod: string;
 }
 
-async function measureSetup(ctx: Context, setup: SetupName): Promise<Row> {
-  const foreign0 = foreign.seconds();
-  const wall0 = Date.now();
-  const row = await measureSetupInner(ctx, setup);
-  if (!row.skipped) {
-    const cpu = foreign.seconds() - foreign0;
-    const share = cpu / ((Date.now() - wall0) / 1000);
-    row.foreignShare = share;
-    progress(setup, 'other processes', `${cpu.toFixed(1)} CPU-s meanwhile (${(share * 100).toFixed(0)}% of one core)${share > 0.1 ? ': these figures were disturbed' : ''}`);
-    if (share > 0.1) row.notes.push(`other processes used ${(share * 100).toFixed(0)}% of one core while this setup was measured: its figures are disturbed`);
-  }
-  return row;
+/**
+ * A setup through the whole run: its proxy is started once, stays up through
+ * every round (idle while the other setups are measured), then gets its
+ * latency and bulk runs and is stopped; the idle-memory figure uses a fresh one.
+ */
+interface SetupState {
+  setup: SetupName;
+  row: Row;
+  def: SetupDef | null;
+  service: Service | null;
+  port: number;
+  /** No more runs on this proxy: it did not start, or it exited. */
+  out: boolean;
+  warmed: boolean;
+  keepAliveRuns: KeepAliveRun[];
+  /** Other processes' CPU seconds, and the wall seconds, over this setup's own runs. */
+  foreignCpu: number;
+  foreignWall: number;
+  /** The most disturbed of its runs, for the note. */
+  worstRun: { share: number; what: string };
+  /** The proxy's own CPU (µs) outside its runs during the rounds (it should be idle then), and the wall time that covers. */
+  idleCpu: number;
+  idleWall: number;
+  cpuMark: number;
+  wallMark: number;
 }
 
-async function measureSetupInner(ctx: Context, setup: SetupName): Promise<Row> {
-  const row: Row = { setup, notes: [] };
-  const { params: p, tools } = ctx;
-  const isProxy = setup !== 'direct';
-  const def = isProxy ? DEFS[setup] : null;
-  const missing = def?.needs(tools) ?? null;
-  if (missing !== null) {
-    row.skipped = missing;
-    progress(setup, 'skipped', missing);
-    return row;
-  }
+function pidsOf(s: SetupState): number[] {
+  return s.service ? processTree(s.service.proc.pid!) : [];
+}
 
-  let service: Service | null = null;
+function alive(s: SetupState): boolean {
+  if (s.out) return false;
+  const proc = s.service?.proc;
+  if (proc && (proc.exitCode !== null || proc.signalCode !== null)) {
+    s.out = true;
+    const why = `the proxy exited (${proc.exitCode ?? proc.signalCode}); no further runs on it`;
+    s.row.notes.push(why);
+    progress(s.setup, 'exited', `${why}${s.service!.output().trim() ? `: ${s.service!.output().trim().split('\n').slice(-3).join(' / ')}` : ''}`);
+    return false;
+  }
+  return true;
+}
+
+/** Other processes' CPU is sampled once a second, and a reaped child's CPU lands all at once: too coarse to judge a shorter run on its own. */
+const MIN_JUDGED_RUN_S = 2;
+
+/**
+ * One of the setup's own measurements: prints its progress line (a failure is
+ * noted, not thrown) and counts the CPU other processes used meanwhile.
+ * Returns whether they used over 10% of a core during it.
+ */
+async function ownRun(s: SetupState, what: string, fn: () => Promise<string>): Promise<boolean> {
+  const foreign0 = foreign.seconds();
+  const wall0 = Date.now();
+  let text = '';
+  let failure: unknown = null;
   try {
-    service = def ? await def.start(ctx.backend.service.port, ctx.dir, tools, 1000) : null;
+    text = await fn();
   } catch (error) {
-    row.skipped = `failed to start: ${errorText(error)}`;
-    progress(setup, 'skipped', row.skipped);
-    return row;
+    failure = error;
   }
-  const port = service ? service.port : ctx.backend.service.port;
-  const pids = (): number[] => (service ? processTree(service.proc.pid!) : []);
-  const small = `http://127.0.0.1:${port}/small`;
-  const attempt = async (what: string, fn: () => Promise<string>): Promise<void> => {
-    try {
-      progress(setup, what, await fn());
-    } catch (error) {
-      if (error instanceof Skip) {
-        progress(setup, what, `skipped: ${error.message}`);
-        return;
-      }
-      row.notes.push(`${what}: ${errorText(error)}`);
-      progress(setup, what, `failed: ${errorText(error)}`);
-    }
+  const cpu = foreign.seconds() - foreign0;
+  const wall = (Date.now() - wall0) / 1000;
+  s.foreignCpu += cpu;
+  s.foreignWall += wall;
+  const share = wall >= MIN_JUDGED_RUN_S ? cpu / wall : 0;
+  if (share > s.worstRun.share) s.worstRun = { share, what };
+  const mark = share > 0.1 ? ` [other processes: ${(share * 100).toFixed(0)}% of a core]` : '';
+  if (failure === null) progress(s.setup, what, text + mark);
+  else if (failure instanceof Skip) progress(s.setup, what, `skipped: ${failure.message}`);
+  else {
+    s.row.notes.push(`${what}: ${errorText(failure)}`);
+    progress(s.setup, what, `failed: ${errorText(failure)}${mark}`);
+  }
+  return share > 0.1;
+}
+
+async function startSetup(ctx: Context, setup: SetupName): Promise<SetupState> {
+  const s: SetupState = {
+    setup,
+    row: { setup, keepAliveRuns: [], closeRuns: [], keepAliveDisturbed: [], closeDisturbed: [], notes: [] },
+    def: setup === 'direct' ? null : DEFS[setup],
+    service: null,
+    port: ctx.backend.service.port,
+    out: false,
+    warmed: false,
+    keepAliveRuns: [],
+    foreignCpu: 0,
+    foreignWall: 0,
+    worstRun: { share: 0, what: '' },
+    idleCpu: 0,
+    idleWall: 0,
+    cpuMark: 0,
+    wallMark: Date.now(),
   };
-
-  try {
-    // Keep-alive requests/s, with the proxy's CPU time and syscalls over the same run.
-    await attempt('keep-alive', async () => {
-      if (tools.wrk) {
-        await runWrk(small, [`-c${p.loadConns}`], p.warmupS); // warm-up (JIT, caches, upstream pools)
-        const counter = isProxy && tools.perf ? await startPerf(pids(), ctx.dir) : null;
-        const cpu0 = cpuMicros(pids());
-        const r = await runWrk(small, [`-c${p.loadConns}`], p.keepAliveS);
-        const cpu1 = cpuMicros(pids());
-        const calls = counter ? await counter.stop() : null;
-        row.keepAlive = r.rps;
-        if (isProxy) {
-          row.cpu = (cpu1 - cpu0) / r.requests;
-          if (calls !== null) row.syscalls = calls / r.requests;
-        }
-        if (r.problems) row.notes.push(`keep-alive: ${r.problems}`);
-        return `${fmtInt(r.rps)} req/s` + (isProxy ? `, ${fmt1(row.cpu)} µs CPU/req, ${row.syscalls !== undefined ? fmt2(row.syscalls) : 'n/a'} syscalls/req` : '') + (r.problems ? ` (${r.problems})` : '');
-      }
-      if (tools.autocannon) {
-        await tools.autocannon({ url: small, connections: p.loadConns, duration: p.warmupS });
-        const cpu0 = cpuMicros(pids());
-        const r = await tools.autocannon({ url: small, connections: p.loadConns, duration: p.keepAliveS });
-        const cpu1 = cpuMicros(pids());
-        row.keepAlive = r.requests.total / r.duration;
-        if (isProxy) row.cpu = (cpu1 - cpu0) / r.requests.total;
-        return `${fmtInt(row.keepAlive)} req/s (autocannon, in this process; syscalls not counted)`;
-      }
-      throw new Skip('neither wrk nor autocannon is installed');
-    });
-
-    // strace slows everything down: count syscalls in a run of their own.
-    if (isProxy && !tools.perf && tools.strace && tools.wrk) {
-      await attempt('syscalls (strace)', async () => {
-        const counter = await startStrace(pids(), ctx.dir);
-        const r = await runWrk(small, [`-c${p.loadConns}`], p.straceS);
-        const calls = await counter.stop();
-        if (calls === null) throw new Error('strace -c gave no total');
-        row.syscalls = calls / r.requests;
-        return `${fmt2(row.syscalls)} syscalls/req over ${fmtInt(r.requests)} requests`;
-      });
+  const missing = s.def?.needs(ctx.tools) ?? null;
+  if (missing !== null) {
+    s.row.skipped = missing;
+    s.out = true;
+    progress(setup, 'skipped', missing);
+    return s;
+  }
+  if (s.def) {
+    try {
+      s.service = await s.def.start(ctx.backend.service.port, ctx.dir, ctx.tools, 1000);
+    } catch (error) {
+      s.row.skipped = `failed to start: ${errorText(error)}`;
+      s.out = true;
+      progress(setup, 'skipped', s.row.skipped);
+      return s;
     }
+    s.port = s.service.port;
+    progress(setup, 'started', `port ${s.port}, pid ${pidsOf(s).join(', ')}`);
+  } else progress(setup, 'ready', `the backend itself, port ${s.port}`);
+  s.cpuMark = cpuMicros(pidsOf(s));
+  s.wallMark = Date.now();
+  return s;
+}
 
-    // One request per connection.
-    await attempt('conn-per-request', async () => {
-      const before = setup === 'direct' ? await ctx.backend.accepted() : null;
+/** One round for one setup: a keep-alive run, then a one-request-per-connection run. */
+async function throughputRound(ctx: Context, s: SetupState, round: number): Promise<void> {
+  if (!alive(s)) return;
+  const { params: p, tools } = ctx;
+  const isProxy = s.service !== null;
+  const row = s.row;
+  const pids = (): number[] => pidsOf(s);
+  const small = `http://127.0.0.1:${s.port}/small`;
+  const tag = `${round + 1}/${p.rounds}`;
+
+  // What the proxy used while it waited for its turn (it should be idle).
+  const cpuNow = cpuMicros(pids());
+  s.idleCpu += cpuNow - s.cpuMark;
+  s.idleWall += (Date.now() - s.wallMark) / 1000;
+
+  // Keep-alive requests/s, with the proxy's CPU time and syscalls over the same run.
+  const kaCount = row.keepAliveRuns.length;
+  const kaDisturbed = await ownRun(s, `keep-alive ${tag}`, async () => {
+    let result: string;
+    if (tools.wrk) {
+      if (!s.warmed) {
+        await runWrk(small, [`-c${p.loadConns}`], p.warmupS); // warm-up (JIT, caches, upstream pools)
+        s.warmed = true;
+      }
+      const counter = isProxy && tools.perf ? await startPerf(pids(), ctx.dir) : null;
+      const cpu0 = cpuMicros(pids());
+      const r = await runWrk(small, [`-c${p.loadConns}`], p.keepAliveS);
+      const cpu1 = cpuMicros(pids());
+      const calls = counter ? await counter.stop() : null;
+      const run: KeepAliveRun = { round, rps: r.rps };
+      if (isProxy) {
+        run.cpu = (cpu1 - cpu0) / r.requests;
+        if (calls !== null) run.syscalls = calls / r.requests;
+      }
+      s.keepAliveRuns.push(run);
+      row.keepAliveRuns.push(r.rps);
+      if (r.problems) row.notes.push(`keep-alive round ${round + 1}: ${r.problems}`);
+      result = `${fmtInt(r.rps)} req/s` + (isProxy ? `, ${fmt1(run.cpu)} µs CPU/req, ${run.syscalls !== undefined ? fmt2(run.syscalls) : 'n/a'} syscalls/req` : '') + (r.problems ? ` (${r.problems})` : '');
+    } else if (tools.autocannon) {
+      if (!s.warmed) {
+        await tools.autocannon({ url: small, connections: p.loadConns, duration: p.warmupS });
+        s.warmed = true;
+      }
+      const cpu0 = cpuMicros(pids());
+      const r = await tools.autocannon({ url: small, connections: p.loadConns, duration: p.keepAliveS });
+      const cpu1 = cpuMicros(pids());
+      const run: KeepAliveRun = { round, rps: r.requests.total / r.duration };
+      if (isProxy) run.cpu = (cpu1 - cpu0) / r.requests.total;
+      s.keepAliveRuns.push(run);
+      row.keepAliveRuns.push(run.rps);
+      result = `${fmtInt(run.rps)} req/s (autocannon, in this process; syscalls not counted)`;
+    } else throw new Skip('neither wrk nor autocannon is installed');
+    return result;
+  });
+  if (row.keepAliveRuns.length > kaCount) row.keepAliveDisturbed.push(kaDisturbed);
+
+  // One request per connection.
+  if (alive(s)) {
+    const count = row.closeRuns.length;
+    const disturbed = await ownRun(s, `conn-per-request ${tag}`, async () => {
+      const before = s.setup === 'direct' ? await ctx.backend.accepted() : null;
       let r: Throughput;
       if (tools.wrk) r = await runWrk(small, [`-c${p.loadConns}`, '-H', 'Connection: close'], p.closeS);
       else if (tools.ab) r = await runAb(small, p.loadConns, p.closeS);
       else throw new Skip('neither wrk nor ab is installed');
-      row.close = r.rps;
+      row.closeRuns.push(r.rps);
       let check = '';
       if (before !== null) {
         const after = await ctx.backend.accepted();
         if (after !== null) check = `, ${((after - before - 1) / r.requests).toFixed(2)} connections/request at the backend`;
       }
-      if (r.problems) row.notes.push(`conn-per-request: ${r.problems}`);
+      if (r.problems) row.notes.push(`conn-per-request round ${round + 1}: ${r.problems}`);
       return `${fmtInt(r.rps)} req/s${check}${r.problems ? ` (${r.problems})` : ''}`;
     });
+    if (row.closeRuns.length > count) row.closeDisturbed.push(disturbed);
+  }
+
+  s.cpuMark = cpuMicros(pids());
+  s.wallMark = Date.now();
+}
+
+/** After the rounds: the medians, and CPU/syscalls from the keep-alive round at the median. */
+function summarizeRounds(s: SetupState, p: Params): void {
+  const row = s.row;
+  if (row.skipped) return;
+  // Close the idle-time account (the proxy waits through its last round's successors).
+  if (alive(s)) {
+    s.idleCpu += cpuMicros(pidsOf(s)) - s.cpuMark;
+    s.idleWall += (Date.now() - s.wallMark) / 1000;
+  }
+  const of = (n: number): string => (n === p.rounds ? `${n} rounds` : `${n} of ${p.rounds} rounds`);
+  if (s.keepAliveRuns.length > 0) {
+    row.keepAlive = median(row.keepAliveRuns);
+    // The run at the median (with an even count, the lower of the two middle ones).
+    const byRate = [...s.keepAliveRuns].sort((a, b) => a.rps - b.rps);
+    const mid = byRate[Math.floor((byRate.length - 1) / 2)];
+    row.cpu = mid.cpu;
+    row.syscalls = mid.syscalls;
+    row.figuresRound = mid.round;
+    const figures = !s.service ? '' : mid.syscalls !== undefined ? `; CPU and syscalls from round ${mid.round + 1}: ${fmt1(mid.cpu)} µs/req, ${fmt2(mid.syscalls)} syscalls/req` : `; CPU from round ${mid.round + 1}: ${fmt1(mid.cpu)} µs/req`;
+    progress(s.setup, 'keep-alive', `median ${fmtInt(row.keepAlive)} req/s over ${of(row.keepAliveRuns.length)} (${rangeText(row.keepAliveRuns)})${figures}`);
+  }
+  if (row.closeRuns.length > 0) {
+    row.close = median(row.closeRuns);
+    progress(s.setup, 'conn-per-request', `median ${fmtInt(row.close)} req/s over ${of(row.closeRuns.length)} (${rangeText(row.closeRuns)})`);
+  }
+  if (s.service && s.idleWall > 0) {
+    const share = s.idleCpu / 1e6 / s.idleWall;
+    progress(s.setup, 'between its runs', `${fmt1(s.idleCpu / 1000)} ms CPU over ${fmt1(s.idleWall)} s of waiting (${(share * 100).toFixed(1)}% of a core)`);
+    if (share > 0.01) row.notes.push(`the proxy used ${(share * 100).toFixed(1)}% of a core while it waited between its rounds (when other setups were measured)`);
+  }
+}
+
+/** After the rounds: latency, bulk, then the proxy is stopped; idle memory on a fresh one; the disturbance check. */
+async function finishSetup(ctx: Context, s: SetupState): Promise<void> {
+  const row = s.row;
+  if (row.skipped) return;
+  const { params: p, tools } = ctx;
+  const isProxy = s.service !== null;
+  const pids = (): number[] => pidsOf(s);
+  const small = `http://127.0.0.1:${s.port}/small`;
+  try {
+    // strace slows everything down: count syscalls in a run of their own.
+    if (isProxy && !tools.perf && tools.strace && tools.wrk && alive(s)) {
+      await ownRun(s, 'syscalls (strace)', async () => {
+        const counter = await startStrace(pids(), ctx.dir);
+        const r = await runWrk(small, [`-c${p.loadConns}`], p.straceS);
+        const calls = await counter.stop();
+        if (calls === null) throw new Error('strace -c gave no total');
+        row.syscalls = calls / r.requests;
+        row.syscallsApart = true;
+        return `${fmt2(row.syscalls)} syscalls/req over ${fmtInt(r.requests)} requests`;
+      });
+    }
 
     // Latency at a moderate fixed rate.
-    await attempt('latency', async () => {
-      if (tools.wrk) {
-        const script = path.join(ctx.dir, 'delay.lua');
-        fs.writeFileSync(script, `function delay()\n  return ${p.latencyGapMs}\nend\n`);
-        const r = await runWrk(small, [`-c${p.latencyConns}`, '--latency', '-s', script], p.latencyS);
-        if (r.p50 === undefined || r.p99 === undefined) throw new Error('wrk printed no latency distribution');
+    if (alive(s)) {
+      await ownRun(s, 'latency', async () => {
+        if (tools.wrk) {
+          const script = path.join(ctx.dir, 'delay.lua');
+          fs.writeFileSync(script, `function delay()\n  return ${p.latencyGapMs}\nend\n`);
+          const r = await runWrk(small, [`-c${p.latencyConns}`, '--latency', '-s', script], p.latencyS);
+          if (r.p50 === undefined || r.p99 === undefined) throw new Error('wrk printed no latency distribution');
+          row.p50 = r.p50;
+          row.p99 = r.p99;
+          return `p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)} at ${fmtInt(r.rps)} req/s`;
+        }
+        const r = await pacedLatency(s.port, p);
         row.p50 = r.p50;
         row.p99 = r.p99;
-        return `p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)} at ${fmtInt(r.rps)} req/s`;
-      }
-      const r = await pacedLatency(port, p);
-      row.p50 = r.p50;
-      row.p99 = r.p99;
-      return `p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)} over ${fmtInt(r.count)} requests (Node client)`;
-    });
+        return `p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)} over ${fmtInt(r.count)} requests (Node client)`;
+      });
+    }
 
     // Bulk download.
-    await attempt('bulk', async () => {
-      const speeds: number[] = [];
-      for (let i = 0; i < p.bulkRuns; i++) speeds.push(await download(port, p.bulkBytes, tools));
-      speeds.sort((a, b) => a - b);
-      row.bulk = speeds[Math.floor(speeds.length / 2)] / 1e6;
-      return `${fmt0(row.bulk)} MB/s (median of ${speeds.map((s) => fmt0(s / 1e6)).join(', ')})`;
-    });
+    if (alive(s)) {
+      await ownRun(s, 'bulk', async () => {
+        const speeds: number[] = [];
+        for (let i = 0; i < p.bulkRuns; i++) speeds.push(await download(s.port, p.bulkBytes, tools));
+        speeds.sort((a, b) => a - b);
+        row.bulk = speeds[Math.floor(speeds.length / 2)] / 1e6;
+        return `${fmt0(row.bulk)} MB/s (median of ${speeds.map((v) => fmt0(v / 1e6)).join(', ')})`;
+      });
+    }
   } finally {
-    if (service) await stopProcess(service.proc);
+    if (s.service) await stopProcess(s.service.proc);
+    s.out = true;
   }
 
   // Memory with idle proxied connections, on a fresh proxy pointed at the hold backend.
+  const def = s.def;
   if (def) {
-    await attempt('idle memory', async () => {
+    await ownRun(s, 'idle memory', async () => {
       const proxy = await def.start(ctx.hold.service.port, ctx.dir, tools, p.idleConns + 1000);
       const sockets: net.Socket[] = [];
       try {
@@ -1098,16 +1291,16 @@ async function measureSetupInner(ctx: Context, setup: SetupName): Promise<Row> {
           const batch = await Promise.all(
             Array.from({ length: Math.min(200, p.idleConns - i) }, () =>
               connect(proxy.port).then(
-                (s) => {
-                  s.on('error', () => {});
-                  s.write(request);
-                  return s;
+                (socket) => {
+                  socket.on('error', () => {});
+                  socket.write(request);
+                  return socket;
                 },
                 () => null,
               ),
             ),
           );
-          for (const s of batch) if (s) sockets.push(s);
+          for (const socket of batch) if (socket) sockets.push(socket);
         }
         let established = 0;
         const deadline = Date.now() + 30_000;
@@ -1118,14 +1311,20 @@ async function measureSetupInner(ctx: Context, setup: SetupName): Promise<Row> {
         if (established < p.idleConns) row.notes.push(`idle memory: only ${established} of ${p.idleConns} connections reached the backend`);
         return `${fmtMB(loaded)} with ${fmtInt(established)}/${fmtInt(p.idleConns)} connections established at the backend (idle ${fmtMB(baseline)}, +${fmt1((loaded - baseline) / 1000 / p.idleConns)} KB/conn)`;
       } finally {
-        for (const s of sockets) s.destroy();
+        for (const socket of sockets) socket.destroy();
         await stopProcess(proxy.proc);
         const deadline = Date.now() + 10_000;
         while ((await ctx.hold.count()) > 0 && Date.now() < deadline) await sleep(100);
       }
     });
   }
-  return row;
+
+  // Other processes' CPU over all of this setup's runs (every round, and the above).
+  const share = s.foreignWall > 0 ? s.foreignCpu / s.foreignWall : 0;
+  row.foreignShare = share;
+  const worst = s.worstRun.share > 0.1 ? `; the worst was its ${s.worstRun.what} run, ${(s.worstRun.share * 100).toFixed(0)}%` : '';
+  progress(s.setup, 'other processes', `${s.foreignCpu.toFixed(1)} CPU-s over its ${s.foreignWall.toFixed(0)} s of runs (${(share * 100).toFixed(0)}% of one core${worst})${share > 0.1 ? ': these figures were disturbed' : ''}`);
+  if (share > 0.1) row.notes.push(`other processes used ${(share * 100).toFixed(0)}% of one core over this setup's runs${worst}: its figures are disturbed`);
 }
 
 // ---------------------------------------------------------------- formatting
@@ -1142,12 +1341,14 @@ interface Column {
   value: (row: Row) => number | undefined;
   format: (value: number, row: Row) => string;
   proxyOnly: boolean;
+  /** The figures of the rounds the value is the median of. */
+  runs?: (row: Row) => number[];
 }
 
 function columns(p: Params): Column[] {
   return [
-    { title: 'Keep-alive req/s', value: (r) => r.keepAlive, format: fmtInt, proxyOnly: false },
-    { title: '1 req/conn req/s', value: (r) => r.close, format: fmtInt, proxyOnly: false },
+    { title: 'Keep-alive req/s', value: (r) => r.keepAlive, format: fmtInt, proxyOnly: false, runs: (r) => r.keepAliveRuns },
+    { title: '1 req/conn req/s', value: (r) => r.close, format: fmtInt, proxyOnly: false, runs: (r) => r.closeRuns },
     { title: 'p50 latency', value: (r) => r.p50, format: fmtMs, proxyOnly: false },
     { title: 'p99 latency', value: (r) => r.p99, format: fmtMs, proxyOnly: false },
     { title: `Bulk MB/s (${p.bulkBytes / 1e6} MB)`, value: (r) => r.bulk, format: fmt0, proxyOnly: false },
@@ -1174,7 +1375,28 @@ function cell(col: Column, row: Row, rows: Row[]): string {
     const rv = other && !other.skipped ? col.value(other) : undefined;
     if (rv !== undefined && rv > 0 && Number.isFinite(rv)) ratios.push(`${(v / rv).toFixed(2)}× ${ref}`);
   }
-  return col.format(v, row) + (ratios.length ? ` (${ratios.join(', ')})` : '');
+  return col.format(v, row) + spread(col.runs?.(row), v) + (ratios.length ? ` (${ratios.join(', ')})` : '');
+}
+
+/** " ±4%": half the min–max range of the rounds, relative to their median ('' for a single figure). */
+function spread(runs: number[] | undefined, mid: number): string {
+  if (!runs || runs.length < 2 || !(mid > 0)) return '';
+  return ` ±${(((Math.max(...runs) - Math.min(...runs)) / 2 / mid) * 100).toFixed(0)}%`;
+}
+
+/** The req/s of every round, per setup, for the note under the table. */
+function roundsList(rows: Row[], p: Params): string {
+  const lines: string[] = [];
+  for (const row of rows) {
+    if (row.skipped) continue;
+    const part = (title: string, runs: number[], disturbed: boolean[]): string =>
+      runs.length === 0 ? `${title} n/a` : `${title} ${runs.map((v, i) => fmtInt(v) + (disturbed[i] ? '\\*' : '')).join(' / ')}${runs.length > 1 ? ` (${rangeText(runs)})` : ''}`;
+    const short = (n: number): boolean => n > 0 && n < p.rounds;
+    const missing = short(row.keepAliveRuns.length) || short(row.closeRuns.length) ? ' (a round failed: see the notes)' : '';
+    const from = row.figuresRound !== undefined && row.setup !== 'direct' && p.rounds > 1 ? `; CPU${row.syscallsApart ? '' : ' and syscalls'} from keep-alive round ${row.figuresRound + 1}` : '';
+    lines.push(`- ${LABELS[row.setup]}: ${part('keep-alive', row.keepAliveRuns, row.keepAliveDisturbed)}; ${part('1 req/conn', row.closeRuns, row.closeDisturbed)}${from}${missing}`);
+  }
+  return lines.join('\n');
 }
 
 function table(rows: Row[], p: Params): string {
@@ -1190,14 +1412,18 @@ function table(rows: Row[], p: Params): string {
 function targets(rows: Row[], p: Params, quick: boolean): string {
   const get = (s: SetupName): Row | undefined => rows.find((r) => r.setup === s && !r.skipped);
   type Check = (r: Row) => string;
-  const atLeast = (what: (r: Row) => number | undefined, refName: SetupName, factor: number, unit: string): Check => (r) => {
+  const atLeast = (what: (r: Row) => number | undefined, refName: SetupName, factor: number, unit: string, runsOf?: (r: Row) => number[]): Check => (r) => {
     const v = what(r);
     const ref = get(refName);
     const rv = ref ? what(ref) : undefined;
     if (v === undefined) return 'n/a (not measured)';
     if (rv === undefined) return `n/a (${LABELS[refName]} not measured)`;
     const need = rv * factor;
-    return `${v >= need ? '**PASS**' : '**MISS**'}: ${fmtInt(v)} vs ${fmtInt(need)} ${unit} needed (${(v / rv).toFixed(2)}×)`;
+    // Do the two setups' rounds overlap (the reference's scaled by the factor)?
+    const mine = runsOf?.(r) ?? [];
+    const theirs = ref && runsOf ? runsOf(ref).map((x) => x * factor) : [];
+    const overlap = mine.length > 1 && theirs.length > 1 && Math.min(...mine) <= Math.max(...theirs) && Math.max(...mine) >= Math.min(...theirs);
+    return `${v >= need ? '**PASS**' : '**MISS**'}: ${fmtInt(v)} vs ${fmtInt(need)} ${unit} needed (${(v / rv).toFixed(2)}×${overlap ? '; rounds overlap' : ''})`;
   };
   const atMost = (what: (r: Row) => number | undefined, limit: number, format: (n: number) => string, note = ''): Check => (r) => {
     const v = what(r);
@@ -1205,11 +1431,11 @@ function targets(rows: Row[], p: Params, quick: boolean): string {
     return `${v <= limit ? '**PASS**' : '**MISS**'}: ${format(v)}${note}`;
   };
   const checks: [string, Check][] = [
-    ['Keep-alive req/s ≥ 1.1× Node net proxy', atLeast((r) => r.keepAlive, 'node', 1.1, 'req/s')],
-    ['Keep-alive req/s ≥ HAProxy tcp', atLeast((r) => r.keepAlive, 'haproxy-tcp', 1, 'req/s')],
+    ['Keep-alive req/s ≥ 1.1× Node net proxy', atLeast((r) => r.keepAlive, 'node', 1.1, 'req/s', (r) => r.keepAliveRuns)],
+    ['Keep-alive req/s ≥ HAProxy tcp', atLeast((r) => r.keepAlive, 'haproxy-tcp', 1, 'req/s', (r) => r.keepAliveRuns)],
     ['Keep-alive syscalls/request ≤ 4.5', atMost((r) => r.syscalls, 4.5, fmt2)],
-    ['1 req/conn req/s ≥ 1.5× Node net proxy', atLeast((r) => r.close, 'node', 1.5, 'req/s')],
-    ['1 req/conn req/s ≥ nginx stream', atLeast((r) => r.close, 'nginx-stream', 1, 'req/s')],
+    ['1 req/conn req/s ≥ 1.5× Node net proxy', atLeast((r) => r.close, 'node', 1.5, 'req/s', (r) => r.closeRuns)],
+    ['1 req/conn req/s ≥ nginx stream', atLeast((r) => r.close, 'nginx-stream', 1, 'req/s', (r) => r.closeRuns)],
     ['Bulk MB/s ≥ nginx stream', atLeast((r) => r.bulk, 'nginx-stream', 1, 'MB/s')],
     [
       'RSS with 5,000 idle proxied connections < 90 MB',
@@ -1265,7 +1491,7 @@ function machine(ctx: Context, command: string, startedAt: Date, seconds: number
     `- Tools: ${ctx.tools.versions.length ? ctx.tools.versions.join('; ') : 'none found'}`,
     `- rsp commit: ${commit}`,
     `- Date: ${startedAt.toISOString()} (run took ${Math.round(seconds)} s)`,
-    `- Load average (1/5/15 min): ${loadAtStart} at the start, ${loadAverage()} at the end; other processes used ${foreign.seconds().toFixed(1)} CPU-seconds during the run (anything else running skews the figures; setups where it exceeded 10% of a core are flagged in the notes)`,
+    `- Load average (1/5/15 min): ${loadAtStart} at the start, ${loadAverage()} at the end; other processes used ${foreign.seconds().toFixed(1)} CPU-seconds during the run (anything else running skews the figures; setups where it exceeded 10% of a core over their own runs are flagged in the notes)`,
     `- Command: \`${command}\``,
   ].join('\n');
 }
@@ -1275,15 +1501,17 @@ function method(ctx: Context): string {
   const backend = ctx.backend.kind === 'nginx'
     ? 'nginx (1 worker process) serving a 100-byte `return 200` response at /small and a static file with sendfile at /bulk'
     : 'a Node http server of the benchmark\'s own (scripts/bench-backend.ts; nginx is not installed), which is slower than nginx, so the direct row and every proxy are capped lower than they would be with nginx';
+  const later = p.rounds === 2 ? 'round 2 starts halfway down the list (the order rotated)' : `each later round starts 1/${p.rounds} of the way further down the list (the order rotated)`;
   return [
-    `Everything ran on loopback (127.0.0.1), one setup after another, with every proxy given one worker process/thread for fairness: rsp (one reactor thread), the Node \`net\` pipe proxy (scripts/node-pipe-proxy.ts, one event loop), nginx \`worker_processes 1\`, HAProxy \`nbthread 1\`. The load generator and the backend share the same ${os.cpus().length} cores.`,
+    `Everything ran on loopback (127.0.0.1), with every proxy given one worker process/thread for fairness: rsp (one reactor thread), the Node \`net\` pipe proxy (scripts/node-pipe-proxy.ts, one event loop), nginx \`worker_processes 1\`, HAProxy \`nbthread 1\`. The load generator and the backend share the same ${os.cpus().length} cores.`,
     '',
+    `- Rounds: the keep-alive and 1 req/conn figures come from ${p.rounds} rounds that interleave the setups, because on this kind of shared VM one run of a setup can be 15–30% off (CPU steal), and interleaving spreads whatever disturbs the machine over every setup instead of landing on one. A round runs every setup once (a keep-alive run, then a 1 req/conn run); round 1 goes in table order and ${later}, so each setup is measured at different points of a round. Every proxy is started once before round 1 and stays up, idle in its event loop, while the others are measured (the CPU it uses meanwhile is checked, and noted above 1% of a core). Each req/s cell is the median over the rounds${p.rounds === 2 ? ' (with two rounds, their mean)' : ''}, followed by ± half the min–max range as a share of the median; the figures of every round are listed under the table. Latency, bulk and idle memory are measured after the rounds, one setup after another.`,
     `- Backend: ${backend}.`,
     `- Keep-alive req/s: ${ctx.throughputMethod}`,
     `- 1 req/conn req/s: ${ctx.closeMethod}`,
     `- p50/p99 latency: ${ctx.latencyMethod}`,
     `- Bulk: ${ctx.tools.curl ? '`curl -o /dev/null`' : 'a Node http client that discards the body'} downloading a ${p.bulkBytes / 1e6} MB file, median of ${p.bulkRuns} run(s); MB = 10^6 bytes.`,
-    '- CPU µs/req: utime+stime of the proxy\'s processes (all threads; nginx master and worker summed) from /proc/<pid>/stat, before and after the keep-alive run, divided by the requests it completed.',
+    `- CPU µs/req: utime+stime of the proxy's processes (all threads; nginx master and worker summed) from /proc/<pid>/stat, before and after a keep-alive run, divided by the requests it completed; taken from the setup's keep-alive round at the median${p.rounds % 2 === 0 ? ' (with an even number of rounds, the lower of the two middle ones)' : ''}.`,
     `- Syscalls/req: ${ctx.syscallMethod}`,
     `- RSS: a fresh proxy pointed at a Node server that accepts connections and holds them without answering; ${fmtInt(p.idleConns)} client connections are opened through the proxy and each sends one small HTTP request (so the HTTP proxies open their backend connection too), and RSS (VmRSS, summed over nginx's processes) is read once the backend counts them all. "+KB/conn" is (RSS − RSS of the same fresh proxy before the connections) / connections. MB = 10^6 bytes, KB = 10^3 bytes.`,
     '- rsp runs with its defaults (bin/rsp with a config that sets only listenPort, listenAddress, backendAddress, backendPort and triggerMode).',
@@ -1303,8 +1531,8 @@ function commandLine(argv: string[]): string {
 function report(ctx: Context, rows: Row[], command: string, startedAt: Date, seconds: number, previousNotes: string): string {
   const p = ctx.params;
   const kind = ctx.options.quick
-    ? `**Quick run (\`--quick\`)**: ${p.keepAliveS} s load runs, ${p.bulkBytes / 1e6} MB bulk file, ${fmtInt(p.idleConns)} idle connections; the figures are rougher than a full run's.`
-    : `Full run: ${p.keepAliveS} s keep-alive and ${p.closeS} s one-request-per-connection runs, ${p.latencyS} s latency run, ${p.bulkBytes / 1e6} MB bulk file, ${fmtInt(p.idleConns)} idle connections.`;
+    ? `**Quick run (\`--quick\`)**: ${p.rounds} rounds of ${p.keepAliveS} s load runs, ${p.bulkBytes / 1e6} MB bulk file, ${fmtInt(p.idleConns)} idle connections; the figures are rougher than a full run's.`
+    : `Full run: ${p.rounds} rounds of ${p.keepAliveS} s keep-alive and ${p.closeS} s one-request-per-connection runs per setup, ${p.latencyS} s latency run, ${p.bulkBytes / 1e6} MB bulk file, ${fmtInt(p.idleConns)} idle connections.`;
   const notes = rows.flatMap((r) => r.notes.map((n) => `- ${LABELS[r.setup]}: ${n}`));
   const skipped = rows.filter((r) => r.skipped).map((r) => `- ${LABELS[r.setup]} skipped: ${r.skipped}`);
   const toolNotes: string[] = [];
@@ -1316,13 +1544,17 @@ Generated by \`npm run bench\` (scripts/bench.ts). Everything above the \`${NOTE
 
 ## Results
 
-${kind} One worker process/thread per proxy. Each cell: the figure, then its ratio to the Node \`net\` pipe proxy and to direct.
+${kind} One worker process/thread per proxy. Each cell: the figure, then its ratio to the Node \`net\` pipe proxy and to direct. The req/s figures are medians over the rounds, ± half their min–max range (as a share of the median).
 
 ${table(rows, p)}
+
+Req/s round by round (in the order the rounds ran, then min–max${rows.some((r) => [...r.keepAliveDisturbed, ...r.closeDisturbed].includes(true)) ? '; \\* = other processes used over 10% of a core during that run' : ''}):
+
+${roundsList(rows, p)}
 ${[...skipped, ...toolNotes, ...notes].length ? `\nNotes from this run:\n\n${[...skipped, ...toolNotes, ...notes].join('\n')}\n` : ''}
 ## Targets
 
-For rsp level and rsp edge, checked against the figures above.
+For rsp level and rsp edge, checked against the figures above (for req/s, the medians over the rounds). "rounds overlap": the two setups' round-by-round figures overlap (the other setup's scaled by the target's factor), so that verdict is within this machine's run-to-run spread and could flip on another run.
 
 ${targets(rows, p, ctx.options.quick)}
 
@@ -1340,9 +1572,14 @@ ${previousNotes}`;
 
 function readPreviousNotes(file: string): string {
   try {
+    // The marker on a line of its own (the intro mentions it inline too); the
+    // last such line, so that a file where an older version of this script
+    // nested old reports into the notes comes out clean.
     const text = fs.readFileSync(file, 'utf8');
-    const at = text.indexOf(NOTES_MARKER);
-    return at < 0 ? '' : text.slice(at + NOTES_MARKER.length).replace(/^\r?\n/, '');
+    const markers = [...text.matchAll(new RegExp(`^${NOTES_MARKER}[ \\t]*\\r?$`, 'gm'))];
+    if (markers.length === 0) return '';
+    const at = markers[markers.length - 1].index! + markers[markers.length - 1][0].length;
+    return text.slice(at).replace(/^\n/, '');
   } catch {
     return '';
   }
@@ -1386,30 +1623,48 @@ async function main(): Promise<void> {
     backend,
     hold,
     throughputMethod: tools.wrk
-      ? `\`wrk -t1 -c${params.loadConns} -d${params.keepAliveS}s\` to /small after a ${params.warmupS} s warm-up run.`
+      ? `\`wrk -t1 -c${params.loadConns} -d${params.keepAliveS}s\` to /small, once per round; a setup's first run follows a ${params.warmupS} s warm-up run (its proxy then stays up, so later rounds need none).`
       : tools.autocannon
-        ? `autocannon (${params.loadConns} connections, ${params.keepAliveS} s, running inside the benchmark process) after a warm-up run.`
+        ? `autocannon (${params.loadConns} connections, ${params.keepAliveS} s, running inside the benchmark process), once per round; a setup's first run follows a warm-up run.`
         : 'not measured: neither wrk nor autocannon is installed (CPU/request and syscalls/request need it too).',
     closeMethod: tools.wrk
-      ? `\`wrk -t1 -c${params.loadConns} -d${params.closeS}s -H 'Connection: close'\`: the server closes after each response and wrk reconnects (the direct row's progress line shows connections/request counted at the backend).`
+      ? `\`wrk -t1 -c${params.loadConns} -d${params.closeS}s -H 'Connection: close'\`, once per round, right after the setup's keep-alive run: the server closes after each response and wrk reconnects (the direct row's progress lines show connections/request counted at the backend).`
       : tools.ab
-        ? `\`ab -c ${params.loadConns} -t ${params.closeS}\` without -k (a new connection per request).`
+        ? `\`ab -c ${params.loadConns} -t ${params.closeS}\` without -k (a new connection per request), once per round.`
         : 'not measured: neither wrk nor ab is installed.',
     latencyMethod: tools.wrk
       ? `\`wrk -t1 -c${params.latencyConns} --latency\` for ${params.latencyS} s with a Lua \`delay()\` of ${params.latencyGapMs} ms between a connection's requests, so about ${fmtInt((params.latencyConns * 1000) / params.latencyGapMs)} req/s (wrk2 is not available, so this is closed-loop pacing, not a constant-rate open loop); time from sending a request to its complete response.`
       : `a paced Node client in the benchmark process: ${params.latencyConns} keep-alive connections, each waiting ${params.latencyGapMs} ms between requests (about ${fmtInt((params.latencyConns * 1000) / params.latencyGapMs)} req/s) for ${params.latencyS} s; time from write() to the complete response, so Node's own event-loop overhead is included.`,
     syscallMethod: tools.perf
-      ? '`perf stat -e raw_syscalls:sys_enter -p <pids>` attached during the keep-alive run (it adds a small cost to each of the proxy\'s syscalls, the same for every proxy), divided by its requests.'
+      ? '`perf stat -e raw_syscalls:sys_enter -p <pids>` attached during every keep-alive run (it adds a small cost to each of the proxy\'s syscalls, the same for every proxy and every round), divided by its requests; from the same run as CPU µs/req.'
       : tools.strace && tools.wrk
         ? `\`strace -c -f -p <pids>\` during a separate ${params.straceS} s keep-alive run (strace slows the proxy a lot, so that run's throughput is not reported), divided by its requests.`
         : 'not measured (n/a): perf does not work here and strace is not installed, or there is no wrk.',
   };
 
-  const rows: Row[] = [];
-  for (const setup of options.only) {
-    say(`${LABELS[setup]}:`);
-    rows.push(await measureSetup(ctx, setup));
+  // Every proxy up first; it stays up through the rounds.
+  say('Starting the proxies:');
+  const states: SetupState[] = [];
+  for (const setup of options.only) states.push(await startSetup(ctx, setup));
+
+  // Keep-alive and 1 req/conn, in rounds that interleave the setups; each
+  // round rotates the order by 1/rounds of the list.
+  const active = states.filter((s) => !s.row.skipped);
+  for (let round = 0; round < params.rounds && active.length > 0; round++) {
+    const shift = Math.round((round * active.length) / params.rounds) % active.length;
+    const order = [...active.slice(shift), ...active.slice(0, shift)];
+    say(`Round ${round + 1} of ${params.rounds} (${order.map((s) => s.setup).join(', ')}):`);
+    for (const s of order) await throughputRound(ctx, s, round);
   }
+  say('Medians over the rounds:');
+  for (const s of active) summarizeRounds(s, params);
+
+  // The rest, one setup after another; each proxy is stopped after its turn.
+  for (const s of active) {
+    say(`${LABELS[s.setup]}:`);
+    await finishSetup(ctx, s);
+  }
+  const rows = states.map((s) => s.row);
 
   await stopProcess(hold.service.proc);
   await stopProcess(backend.service.proc);
