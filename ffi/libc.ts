@@ -35,15 +35,11 @@ export function inet_ntop(family: number, src: Buffer, out: Buffer): string | nu
 // --- file descriptors ----------------------------------------------------
 export const read: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('long read(int, void *, unsigned long)');
 export const write: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('long write(int, const void *, unsigned long)');
-export const writev: Fn<[fd: number, iov: Buffer, count: number]> = libc.func('long writev(int, const void *, int)');
 export const close: Fn<[fd: number]> = libc.func('int close(int)');
 const fcntl_raw = libc.func('int fcntl(int, int, ...)');
 export function fcntl(fd: number, cmd: number, arg = 0): number {
   return fcntl_raw(fd, cmd, 'int', arg) as number;
 }
-export const pipe2: Fn<[fds: Buffer, flags: number]> = libc.func('int pipe2(void *, int)');
-export const splice: Fn<[fdIn: number, offIn: null, fdOut: number, offOut: null, len: number, flags: number]> =
-  libc.func('long splice(int, void *, int, void *, unsigned long, unsigned int)');
 /** struct rlimit { rlim_t cur, max } as two uint64 in a 16-byte Buffer. */
 export const getrlimit: Fn<[resource: number, rlim: Buffer]> = libc.func('int getrlimit(int, void *)');
 export const setrlimit: Fn<[resource: number, rlim: Buffer]> = libc.func('int setrlimit(int, const void *)');
@@ -73,22 +69,16 @@ export const SOL_SOCKET = 1;
 export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
 export const SO_SNDBUF = 7;
-export const SO_RCVBUF = 8;
-export const SO_REUSEPORT = 15;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_IPV6 = 41;
 export const TCP_NODELAY = 1;
 export const IPV6_V6ONLY = 26;
-export const SHUT_RD = 0;
 export const SHUT_WR = 1;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const O_NONBLOCK = 0o4000;
-export const O_CLOEXEC = 0o2000000;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
-export const SPLICE_F_MOVE = 1;
-export const SPLICE_F_NONBLOCK = 2;
 
 export const EPOLL_CLOEXEC = 0o2000000;
 export const EPOLL_CTL_ADD = 1;
@@ -100,7 +90,6 @@ export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 export const EPOLLRDHUP = 0x2000;
-export const EPOLLONESHOT = 1 << 30;
 export const EPOLLET = 1 << 31; // negative as an int32: use `>>> 0` when printing
 
 // --- errno -----------------------------------------------------------------
@@ -119,7 +108,6 @@ export const ENOMEM: number = codes.ENOMEM;
 export const EPROTO: number = codes.EPROTO;
 export const EPERM: number = codes.EPERM;
 export const ETIMEDOUT: number = codes.ETIMEDOUT;
-export const EINVAL: number = codes.EINVAL;
 export const EBADF: number = codes.EBADF;
 export const ENOTCONN: number = codes.ENOTCONN;
 
