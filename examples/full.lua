@@ -13,6 +13,7 @@ readBudget = 16
 acceptBudget = 64
 highWaterMark = 1048576    -- 1 MiB
 lowWaterMark = 262144      -- 256 KiB
+idleTimeout = 600000       -- milliseconds without a byte either way; 0: never
 connectTimeout = 5000      -- milliseconds
 
 -- Knobs for experimenting with epoll; the defaults are the safe choices.

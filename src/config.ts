@@ -26,6 +26,7 @@ export interface Config {
   highWaterMark: number;
   lowWaterMark: number;
   connectTimeout: number;
+  idleTimeout: number;
   readPolicy: 'drain' | 'eagain' | 'once';
   acceptPolicy: 'drain' | 'once';
   epolloutPolicy: 'auto' | 'queued' | 'always';
@@ -71,6 +72,7 @@ export const OPTIONS: Option[] = [
   { name: 'acceptPolicy', kind: { type: 'enum', values: ['drain', 'once'] }, default: 'drain', doc: '"drain" accepts until EAGAIN (within acceptBudget). "once" accepts one connection per event: an experiment, edge mode then strands connections in the backlog.' },
   { name: 'epolloutPolicy', kind: { type: 'enum', values: ['auto', 'queued', 'always'] }, default: 'auto', doc: 'When EPOLLOUT is registered: "queued" only while bytes are queued, "always" for the connection\'s life (free in edge mode, a wake-up per turn in level mode). "auto": queued for level, always for edge.' },
   { name: 'rdhup', kind: { type: 'bool' }, default: true, doc: 'Register EPOLLRDHUP and treat a short read with it as the end of the stream, saving the read() that returns 0.' },
+  { name: 'idleTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 600_000, doc: 'Milliseconds a proxied connection may go without a byte in either direction before both sides are closed (as nginx stream\'s proxy_timeout); 0: never.' },
   { name: 'connectTimeout', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 5000, doc: 'Milliseconds a backend connect may take before the client is closed; 0 waits forever.' },
 ];
 

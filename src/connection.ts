@@ -92,6 +92,8 @@ export class Connection implements Handler {
   private first = 0; // index of the oldest chunk still queued
   private queuedBytes = 0;
   private connectTimer: Timer | null = null;
+  /** reactor.now when bytes last arrived (for the idle timeout). */
+  lastRead: number;
 
   constructor(
     private readonly reactor: Reactor,
@@ -101,6 +103,7 @@ export class Connection implements Handler {
     connecting = false,
   ) {
     this.connecting = connecting;
+    this.lastRead = reactor.now;
     if (readBuffer.length !== limits.readSize) readBuffer = Buffer.allocUnsafe(limits.readSize);
     this.updateInterest();
   }
@@ -293,6 +296,7 @@ export class Connection implements Handler {
       if (trace.on) trace.line(2, `read(${this.fd}) = ${result(n)}`);
       if (n > 0) {
         counters.bytesRead += n;
+        this.lastRead = this.reactor.now;
         this.owner.onData(this, buf, n);
         if (!this.reading) return;
         if (n < buf.length && rdhup) {

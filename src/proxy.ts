@@ -15,6 +15,7 @@
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
 import { logErrorLimited } from './log';
 import { describePeer, startConnect } from './netutils';
+import type { IdleSweeper, Idler } from './idle';
 import type { Reactor } from './reactor';
 import { SysError } from '../ffi/libc';
 import { trace } from './trace';
@@ -33,6 +34,7 @@ export interface BackendPicker {
 
 export interface ProxyContext {
   reactor: Reactor;
+  idle: IdleSweeper;
   settings: ConnectionSettings;
   /** Name connections by their addresses (costs a getpeername per client). */
   tracing: boolean;
@@ -40,10 +42,11 @@ export interface ProxyContext {
   connectTimeout: number;
 }
 
-export class Proxy implements ConnectionOwner {
+export class Proxy implements ConnectionOwner, Idler {
   readonly client: Connection;
   backend: Connection | null = null;
   private target: Backend | null = null;
+  private closingIdle = false;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -51,6 +54,18 @@ export class Proxy implements ConnectionOwner {
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
     if (ctx.tracing) this.client.label = `client ${describePeer(clientFd)}`;
+    ctx.idle.add(this);
+  }
+
+  lastActive(): number {
+    return this.backend === null ? this.client.lastRead : Math.max(this.client.lastRead, this.backend.lastRead);
+  }
+
+  closeIdle(): void {
+    if (trace.on) trace.line(1, `idle timeout: closing fd ${this.client.fd}${this.backend ? ` and fd ${this.backend.fd}` : ''}`);
+    this.closingIdle = true; // both sides go for the same reason: no cascade in onClose
+    this.backend?.destroy('idle timeout');
+    this.client.destroy('idle timeout');
   }
 
   /** Open the backend side. Client bytes that arrive meanwhile are queued on it. */
@@ -112,6 +127,8 @@ export class Proxy implements ConnectionOwner {
   }
 
   onClose(conn: Connection, cause: string): void {
+    if (this.client.isClosed && (this.backend === null || this.backend.isClosed)) this.ctx.idle.delete(this);
+    if (this.closingIdle) return;
     if (conn === this.client) {
       if (this.backend !== null && !this.backend.isClosed) this.backend.destroy(cause === 'closed' ? 'closed' : 'client gone');
       return;

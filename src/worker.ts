@@ -10,6 +10,7 @@ import * as libc from '../ffi/libc';
 import { toSockaddr, formatAddress } from '../ffi/sockaddr';
 import type { Config } from './config';
 import { setLogSink, logError } from './log';
+import { IdleSweeper } from './idle';
 import { Listener } from './listener';
 import { Proxy, type Backend, type ProxyContext } from './proxy';
 import { Reactor, type Handler, type Counters } from './reactor';
@@ -74,6 +75,7 @@ function main(): void {
   const reactor = new Reactor({ triggerMode: config.triggerMode, maxEvents: config.maxEvents });
   const ctx: ProxyContext = {
     reactor,
+    idle: new IdleSweeper(reactor, config.idleTimeout),
     connectTimeout: config.connectTimeout,
     tracing: config.trace,
     settings: {

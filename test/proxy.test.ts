@@ -281,3 +281,29 @@ test('a dead backend is logged at most once a second, with a count of the rest',
   const line = await rsp.waitFor(/more like it since the last one/);
   t.regex(line, /ECONNREFUSED \(and \d+ more like it since the last one\)$/);
 });
+
+bothModes('a connection with no bytes either way for idleTimeout is closed on both sides', async (t, mode) => {
+  let backendClosed!: () => void;
+  const backendSawClose = new Promise<void>((r) => (backendClosed = r));
+  const backendPort = await listen(t, net.createServer((s) => {
+    s.on('error', () => {});
+    s.on('close', () => backendClosed());
+    s.resume(); // read, so the FIN is seen
+  }));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, idleTimeout: 300 });
+  const s = net.connect(rsp.port, '127.0.0.1');
+  t.teardown(() => s.destroy());
+  s.on('error', () => {});
+  await new Promise((r) => s.once('connect', r));
+  s.write('one request, then silence');
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('not closed within 20 s')), 20000);
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await backendSawClose;
+  rsp.proc.kill('SIGUSR2');
+  t.regex(await rsp.waitFor(/counters: closes/), /idle-timeout=2/);
+});
