@@ -394,6 +394,7 @@ const PEER_SETTINGS: ConnectionSettings = {
   readBudget: 16,
   readSize: 256 * 1024,
   readOnce: false,
+  readToEagain: false,
   outAlways: false,
   rdhup: true,
 };

@@ -41,7 +41,7 @@ export interface ConnectionSettings {
   /** One read() per event and no more until epoll reports again (an experiment: stalls in edge mode). */
   readOnce: boolean;
   /** Edge mode: keep reading after a short read, until EAGAIN (the strict textbook rule). */
-  readToEagain?: boolean;
+  readToEagain: boolean;
   /** Keep EPOLLOUT registered all the time instead of only while something is queued. */
   outAlways: boolean;
   /** Register EPOLLRDHUP and take it, with a short read, as the end: saves the read() that returns 0. */
@@ -99,12 +99,12 @@ export class Connection implements Handler {
     private readonly reactor: Reactor,
     readonly fd: number,
     private readonly owner: ConnectionOwner,
-    private readonly limits: ConnectionSettings,
+    private readonly settings: ConnectionSettings,
     connecting = false,
   ) {
     this.connecting = connecting;
     this.lastRead = reactor.now;
-    if (readBuffer.length !== limits.readSize) readBuffer = Buffer.allocUnsafe(limits.readSize);
+    if (readBuffer.length !== settings.readSize) readBuffer = Buffer.allocUnsafe(settings.readSize);
     this.updateInterest();
   }
 
@@ -220,7 +220,7 @@ export class Connection implements Handler {
     if (!this.reading) return;
     this.reading = false;
     this.paused = true;
-    if (trace.on) trace.line(2, `fd ${this.fd}: its peer has over ${this.limits.highWater} bytes queued, stop reading`);
+    if (trace.on) trace.line(2, `fd ${this.fd}: its peer has over ${this.settings.highWater} bytes queued, stop reading`);
     this.updateInterest();
   }
 
@@ -285,10 +285,10 @@ export class Connection implements Handler {
   private readSome(): void {
     const counters = this.reactor.counters;
     const edge = this.reactor.edge;
-    const { rdhup, readOnce, readToEagain } = this.limits;
+    const { rdhup, readOnce, readToEagain } = this.settings;
     // Level-triggered, or readOnce: one read per event; epoll will report
     // again if more is waiting (level) - or never (edge: the experiment).
-    const budget = !edge || readOnce ? 1 : this.limits.readBudget || Infinity;
+    const budget = !edge || readOnce ? 1 : this.settings.readBudget || Infinity;
     const buf = readBuffer;
     for (let turn = 0; turn < budget; turn++) {
       const n = libc.read(this.fd, buf, buf.length);
@@ -329,7 +329,7 @@ export class Connection implements Handler {
       this.destroy(libc.errnoName(err));
       return;
     }
-    if (!edge || this.limits.readOnce) return;
+    if (!edge || this.settings.readOnce) return;
     // Edge-triggered and still not drained: let every other ready connection
     // have its turn first, then carry on (no new edge would wake us).
     if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list for the next turn, after the others`);
@@ -404,7 +404,7 @@ export class Connection implements Handler {
       }
       if (this.shutdownPending) this.shutdownNow();
     }
-    if (this.drainWanted && this.queuedBytes <= this.limits.lowWater) {
+    if (this.drainWanted && this.queuedBytes <= this.settings.lowWater) {
       this.drainWanted = false;
       this.owner.onDrain(this);
       if (this.closed) return;
@@ -434,11 +434,11 @@ export class Connection implements Handler {
    */
   private updateInterest(): void {
     if (this.closed) return;
-    const rdhup = this.limits.rdhup ? EPOLLRDHUP : 0;
+    const rdhup = this.settings.rdhup ? EPOLLRDHUP : 0;
     let mask = 0;
     // Edge: EPOLLIN stays registered even while paused (a flag does it, no epoll_ctl).
     if (this.reactor.edge || this.reading) mask |= EPOLLIN | rdhup;
-    if (this.connecting || this.queuedBytes > 0 || this.limits.outAlways) mask |= EPOLLOUT;
+    if (this.connecting || this.queuedBytes > 0 || this.settings.outAlways) mask |= EPOLLOUT;
     if (!this.registered) {
       if (mask === 0) return; // see handle(): left the set after a HUP
       this.reactor.add(this, mask);
