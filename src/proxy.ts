@@ -130,7 +130,9 @@ export class Proxy implements ConnectionOwner, Idler {
     if (this.client.isClosed && (this.backend === null || this.backend.isClosed)) this.ctx.idle.delete(this);
     if (this.closingIdle) return;
     if (conn === this.client) {
-      if (this.backend !== null && !this.backend.isClosed) this.backend.destroy(cause === 'closed' ? 'closed' : 'client gone');
+      // An orderly close of the client happens only once the backend is
+      // closing too (it flushes on its own); anything else drops the backend.
+      if (cause !== 'closed') this.backend?.destroy('client gone');
       return;
     }
     if (conn.isConnecting) {
