@@ -44,6 +44,13 @@ export function fcntl(fd: number, cmd: number, arg = 0): number {
 export const getrlimit: Fn<[resource: number, rlim: Buffer]> = libc.func('int getrlimit(int, void *)');
 export const setrlimit: Fn<[resource: number, rlim: Buffer]> = libc.func('int setrlimit(int, const void *)');
 export const RLIMIT_NOFILE = 7;
+const prctl_raw = libc.func('int prctl(int, ...)');
+export const PR_SET_PDEATHSIG = 1;
+export const SIGTERM = 15;
+/** prctl(PR_SET_PDEATHSIG, sig): the kernel sends `sig` when the parent exits. */
+export function setParentDeathSignal(sig: number): number {
+  return prctl_raw(PR_SET_PDEATHSIG, 'unsigned long', sig) as number;
+}
 export const eventfd: Fn<[initval: number, flags: number]> = libc.func('int eventfd(unsigned int, int)');
 
 // --- epoll -----------------------------------------------------------------

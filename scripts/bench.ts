@@ -820,7 +820,7 @@ function rspDef(mode: 'level' | 'edge'): SetupDef {
     async start(backendPort, dir) {
       const file = path.join(dir, `rsp-${mode}-${backendPort}.lua`);
       fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackendAddress = "127.0.0.1"\nbackendPort = "${backendPort}"\ntriggerMode = "${mode}"\n`);
-      return startService(process.execPath, [RSP_BIN, file]);
+      return startService(process.execPath, [RSP_BIN, '--die-with-parent', file]);
     },
   };
 }

@@ -258,7 +258,7 @@ export class RspProcess {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rsp-lab-'));
     const config = path.join(dir, 'rsp.lua');
     fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, backendAddress: HOST, ...settings }));
-    const proc = spawn(process.execPath, [RSP_BIN, config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [RSP_BIN, '--die-with-parent', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.set(proc, dir);
     const exited = new Promise<void>((resolve) => proc.once('exit', () => {
       running.delete(proc);

@@ -15,6 +15,8 @@ Runs the Really Simple Proxy with the Lua configuration file given.
 
 Options:
   --trace          print every epoll_wait, event and system call (as trace = true)
+  --die-with-parent  stop when the process that started rsp exits, even by
+                   SIGKILL (for test harnesses and supervisors)
   -h, --help       show this help and exit
   -v, --version    print the version and exit
 
@@ -36,15 +38,19 @@ function version(): string {
 interface Args {
   configPath: string;
   trace: boolean;
+  dieWithParent: boolean;
 }
 
 /** Parse argv; prints and exits for --help, --version and usage errors (exit 2). */
 function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
   let trace = false;
+  let dieWithParent = false;
   for (const arg of argv) {
     if (arg === '--trace') {
       trace = true;
+    } else if (arg === '--die-with-parent') {
+      dieWithParent = true;
     } else if (arg === '-h' || arg === '--help') {
       process.stdout.write(USAGE + '\n');
       process.exit(0);
@@ -58,7 +64,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   if (positional.length !== 1) usageError(positional.length === 0 ? 'no config file given' : 'only one config file, please');
-  return { configPath: positional[0], trace };
+  return { configPath: positional[0], trace, dieWithParent };
 }
 
 function usageError(message: string): never {
@@ -68,7 +74,14 @@ function usageError(message: string): never {
 
 /** Runs the proxy until a signal stops it. */
 export async function main(argv: string[]): Promise<void> {
+  const parent = process.ppid;
   const args = parseArgs(argv);
+  if (args.dieWithParent) {
+    // SIGTERM takes the normal way out (counters, exit 0). If the parent
+    // died before this line, we are someone else's child already.
+    libc.check('prctl(PR_SET_PDEATHSIG)', libc.setParentDeathSignal(libc.SIGTERM));
+    if (process.ppid !== parent) process.exit(0);
+  }
   let config: Config;
   try {
     config = await loadConfig(args.configPath);

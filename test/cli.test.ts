@@ -1,5 +1,6 @@
 // The command line and the config file: one clear line and the right exit code.
 import test, { type ExecutionContext } from 'ava';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { listen, spawnProcess, RSP, tempFile } from './helpers';
 
@@ -72,4 +73,35 @@ test('--help and --version exit 0; usage errors exit 2', async (t) => {
     t.is(r.code, 2, `${args.join(' ')}: ${r.out}`);
     t.regex(r.out, /^rsp: .+\nUsage: rsp/);
   }
+});
+
+test('--die-with-parent: rsp stops when the process that started it is killed', async (t) => {
+  const backend = await listen(t, net.createServer((s) => s.end()));
+  const config = tempFile(t, 'rsp.lua', `listenPort = "0" backendAddress = "127.0.0.1" backendPort = ${backend}`);
+  // A parent that starts rsp, says its pid once rsp is listening, and then waits to be killed.
+  const script = `
+    const { spawn } = require('node:child_process');
+    const rsp = spawn(process.execPath, [${JSON.stringify(RSP)}, '--die-with-parent', ${JSON.stringify(config)}], { stdio: ['ignore', 'pipe', 'inherit'] });
+    rsp.stdout.on('data', (d) => { if (/Listening/.test(String(d))) console.log('rsp pid ' + rsp.pid); });
+    setInterval(() => {}, 1000);`;
+  const parent = spawnProcess(t, process.execPath, ['-e', script]);
+  const pid = Number(/rsp pid (\d+)/.exec(await parent.waitFor(/rsp pid \d+/))![1]);
+  t.teardown(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone, as it should be
+    }
+  });
+  parent.proc.kill('SIGKILL');
+  // Gone, or a zombie waiting for whoever inherited it to reap it.
+  const alive = (): boolean => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  for (let waited = 0; alive() && waited < 10000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  t.false(alive(), 'rsp outlived its parent');
 });

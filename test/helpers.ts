@@ -98,7 +98,8 @@ export function spawnProcess(t: ExecutionContext, command: string, args: string[
 /** Run `rsp config.lua` (extra CLI args first) and wait for its start line. */
 export async function startRsp(t: ExecutionContext, settings: Record<string, string | number | boolean>, extraArgs: string[] = []): Promise<RunningProcess> {
   const file = tempFile(t, 'rsp.lua', luaConfig({ listenPort: '0', ...settings }));
-  const p = spawnProcess(t, process.execPath, [RSP, ...extraArgs, file]);
+  // --die-with-parent: even if this test process is killed, rsp goes with it.
+  const p = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', ...extraArgs, file]);
   const line = await p.waitFor(/Listening on port \d+/);
   const port = Number(/Listening on port (\d+)/.exec(line)![1]);
   return { ...p, port };

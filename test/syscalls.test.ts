@@ -90,7 +90,7 @@ test('rsp (level) makes fewer than 8 syscalls per keep-alive request', async (t)
 
   const config = path.join(dir, 'rsp.lua');
   fs.writeFileSync(config, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackendAddress = "127.0.0.1"\nbackendPort = "${backendPort}"\ntriggerMode = "level"\n`);
-  const rsp = spawn(process.execPath, [RSP, config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const rsp = spawn(process.execPath, [RSP, '--die-with-parent', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   const counter: { proc: ChildProcess | null } = { proc: null };
   t.teardown(async () => {
     for (const p of [counter.proc, rsp]) {
