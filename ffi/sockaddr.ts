@@ -61,6 +61,10 @@ export function familyOf(sa: Buffer): number {
 }
 
 /** "127.0.0.1:8000" or "[::1]:8000" */
+export function formatHostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 export function formatAddress(a: SocketAddress): string {
-  return a.family === 6 ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  return formatHostPort(a.address, a.port);
 }

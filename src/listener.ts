@@ -1,11 +1,10 @@
 // server_socket.c: the listening socket and its accept loop.
 import * as libc from '../ffi/libc';
-import { toSockaddr } from '../ffi/sockaddr';
+import { familyOf, formatHostPort, toSockaddr } from '../ffi/sockaddr';
 import { log, logError } from './log';
 import { localAddress, setFlag, setNoDelay } from './netutils';
 import type { Handler, Reactor, Timer } from './reactor';
 import { result, trace } from './trace';
-import { formatAddress } from '../ffi/sockaddr';
 
 export interface ListenerOptions {
   address: string;
@@ -26,11 +25,11 @@ const FD_EXHAUSTED_PAUSE_MS = 100;
  */
 export function createAndBind(address: string, port: number, backlog: number): number {
   const sockaddr = toSockaddr(address, port);
-  const family = sockaddr.readUInt16LE(0);
+  const family = familyOf(sockaddr);
   const fd = libc.check('socket', libc.socket(family, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0));
   try {
     setFlag(fd, libc.SOL_SOCKET, libc.SO_REUSEADDR, 'SO_REUSEADDR');
-    if (family === libc.AF_INET6 && address.replace(/[[\]]/g, '') === '::') {
+    if (family === libc.AF_INET6 && address === '::') {
       const zero = Buffer.alloc(4);
       libc.setsockopt(fd, libc.IPPROTO_IPV6, libc.IPV6_V6ONLY, zero, 4);
     }
@@ -65,7 +64,7 @@ export class Listener implements Handler {
   ) {
     this.fd = createAndBind(options.address, options.port, options.backlog);
     this.port = localAddress(this.fd)?.port ?? options.port;
-    this.label = `listener ${formatAddress({ family: options.address.includes(':') ? 6 : 4, address: options.address, port: this.port })}`;
+    this.label = `listener ${formatHostPort(options.address, this.port)}`;
     this.acceptOnce = options.acceptOnce;
     this.acceptBudget = options.acceptOnce ? 1 : options.acceptBudget;
     reactor.add(this, libc.EPOLLIN);

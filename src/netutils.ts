@@ -1,6 +1,6 @@
 // netutils.c: small socket helpers shared by the listener and the proxy.
 import * as libc from '../ffi/libc';
-import { fromSockaddr, formatAddress, SOCKADDR_MAX, type SocketAddress } from '../ffi/sockaddr';
+import { familyOf, fromSockaddr, formatAddress, SOCKADDR_MAX, type SocketAddress } from '../ffi/sockaddr';
 
 const one = Buffer.alloc(4);
 one.writeInt32LE(1, 0);
@@ -55,8 +55,7 @@ export interface StartedConnect {
  * done (loopback often is) or EINPROGRESS. Throws SysError for an immediate failure.
  */
 export function startConnect(sockaddr: Buffer): StartedConnect {
-  const family = sockaddr.readUInt16LE(0);
-  const fd = libc.socket(family, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0);
+  const fd = libc.socket(familyOf(sockaddr), libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0);
   if (fd < 0) throw new libc.SysError('socket', libc.errno());
   setNoDelay(fd);
   if (libc.connect(fd, sockaddr, sockaddr.length) === 0) return { fd, inProgress: false };

@@ -136,11 +136,6 @@ export class Reactor {
     return timer;
   }
 
-  /** Handlers currently registered (for shutdown). */
-  registered(): Handler[] {
-    return this.handlers.filter((h): h is Handler => h !== undefined);
-  }
-
   stop(): void {
     this.running = false;
   }

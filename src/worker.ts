@@ -7,7 +7,7 @@
 // never turns while the reactor runs.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
-import { toSockaddr, formatAddress } from '../ffi/sockaddr';
+import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
 import type { Config } from './config';
 import { setLogSink, logError } from './log';
 import { IdleSweeper } from './idle';
@@ -90,7 +90,7 @@ function main(): void {
     },
   };
   const backend: Backend = {
-    name: formatAddress({ family: config.backendAddress.includes(':') ? 6 : 4, address: config.backendAddress, port: config.backendPort }),
+    name: formatHostPort(config.backendAddress, config.backendPort),
     sockaddr: toSockaddr(config.backendAddress, config.backendPort),
   };
 
@@ -109,7 +109,7 @@ function main(): void {
     );
   } catch (error) {
     const message = error instanceof libc.SysError && error.syscall === 'bind'
-      ? `Could not listen on ${formatAddress({ family: config.listenAddress.includes(':') ? 6 : 4, address: config.listenAddress, port: config.listenPort })}: ${error.code}`
+      ? `Could not listen on ${formatHostPort(config.listenAddress, config.listenPort)}: ${error.code}`
       : `Could not listen: ${error instanceof Error ? error.message : String(error)}`;
     post({ type: 'fatal', message });
     return;
