@@ -36,6 +36,13 @@ export function inet_ntop(family: number, src: Buffer, out: Buffer): string | nu
 export const read: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('long read(int, void *, unsigned long)');
 export const write: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('long write(int, const void *, unsigned long)');
 export const close: Fn<[fd: number]> = libc.func('int close(int)');
+export const dup: Fn<[fd: number]> = libc.func('int dup(int)');
+export const recv: Fn<[fd: number, buf: Buffer, count: number, flags: number]> = libc.func('long recv(int, void *, unsigned long, int)');
+const ioctl_raw = libc.func('int ioctl(int, unsigned long, ...)');
+/** ioctl(fd, request, &int): for the requests that fill in one int (SIOCOUTQ, SIOCATMARK, FIONREAD). */
+export function ioctlInt(fd: number, request: number, out: Buffer): number {
+  return ioctl_raw(fd, request, 'void *', out) as number;
+}
 const fcntl_raw = libc.func('int fcntl(int, int, ...)');
 export function fcntl(fd: number, cmd: number, arg = 0): number {
   return fcntl_raw(fd, cmd, 'int', arg) as number;
@@ -76,10 +83,23 @@ export const SOL_SOCKET = 1;
 export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
 export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_OOBINLINE = 10;
+export const SO_LINGER = 13;
+export const SO_REUSEPORT = 15;
+export const MSG_OOB = 1;
+export const MSG_PEEK = 2;
+/** Bytes in a socket's send queue not yet acknowledged by the peer (TIOCOUTQ). */
+export const SIOCOUTQ = 0x5411;
+/** Bytes waiting to be read (TIOCINQ / FIONREAD). */
+export const SIOCINQ = 0x541b;
+/** 1 when the next byte to read is the urgent mark. */
+export const SIOCATMARK = 0x8905;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_IPV6 = 41;
 export const TCP_NODELAY = 1;
 export const IPV6_V6ONLY = 26;
+export const SHUT_RD = 0;
 export const SHUT_WR = 1;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
@@ -97,6 +117,8 @@ export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
 export const EPOLLRDHUP = 0x2000;
+export const EPOLLEXCLUSIVE = 1 << 28;
+export const EPOLLONESHOT = 1 << 30;
 export const EPOLLET = 1 << 31; // negative as an int32: use `>>> 0` when printing
 
 // --- errno -----------------------------------------------------------------
