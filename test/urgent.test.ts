@@ -5,19 +5,8 @@
 // read policy, whether the sender then closes or keeps the connection open.
 import test, { type ExecutionContext } from 'ava';
 import * as net from 'node:net';
-import * as libc from '../ffi/libc';
 import { listen, MODES, startRsp } from './helpers';
-
-/** The kernel fd under a connected net.Socket (Linux: the libuv handle's fd). */
-export function fdOf(socket: net.Socket): number {
-  return (socket as unknown as { _handle: { fd: number } })._handle.fd;
-}
-
-/** Send one byte as TCP urgent data, on a socket Node is not writing to right now. */
-export function sendUrgent(socket: net.Socket, byte = '!'): void {
-  const n = libc.send(fdOf(socket), Buffer.from(byte), 1, libc.MSG_OOB);
-  if (n !== 1) throw new libc.SysError('send(MSG_OOB)', libc.errno());
-}
+import { sendUrgent } from './sockets';
 
 function write(socket: net.Socket, data: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => socket.write(data, (error) => (error ? reject(error) : resolve())));
