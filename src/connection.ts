@@ -99,7 +99,8 @@ export class Connection implements Handler {
   private readEnded = false;
   private peerShutdown = false; // EPOLLRDHUP seen (without EPOLLERR): the peer's FIN has arrived
   private urgent = false; // EPOLLPRI seen: a short read may have stopped at the urgent mark
-  private errorSeen = false; // EPOLLERR seen: reads end with the error, not with a FIN
+  private errorSeen = false; // EPOLLERR seen, or a write failed: reads end with the error, not with a FIN
+  private brokenCause = 'ECONNRESET';
   private resetting = false; // reset(): close with SO_LINGER 0 once the peer has everything
   private resetTimer: Timer | null = null;
   private resetPolls = 0;
@@ -246,7 +247,7 @@ export class Connection implements Handler {
       } else {
         const err = libc.errno();
         if (err !== EAGAIN && err !== EINTR) {
-          this.destroy(libc.errnoName(err));
+          this.writeFailed(err);
           return;
         }
       }
@@ -423,7 +424,9 @@ export class Connection implements Handler {
       }
       if (n === 0) {
         this.urgent = false;
-        this.ended();
+        // After a failed write took the socket's error, a reset reads as 0.
+        if (this.errorSeen) this.destroy(this.brokenCause);
+        else this.ended();
         return;
       }
       const err = libc.errno();
@@ -485,7 +488,7 @@ export class Connection implements Handler {
         const err = libc.errno();
         if (err === EAGAIN) break;
         if (err === EINTR) continue;
-        this.destroy(libc.errnoName(err));
+        this.writeFailed(err);
         return;
       }
       counters.bytesWritten += n;
@@ -519,6 +522,32 @@ export class Connection implements Handler {
       if (this.closed) return;
     }
     this.updateInterest();
+  }
+
+  /**
+   * A write failed (ECONNRESET, EPIPE): the peer is gone. But what it sent
+   * before it went may still wait in the receive queue, owed to the other
+   * side, so while reading the connection lives on: the queue is dropped,
+   * nothing more is written, and reading ends with the error. (The failed
+   * write consumed the socket's error, so the reads will end in a 0 that
+   * is not a FIN.)
+   */
+  private writeFailed(err: number): void {
+    this.brokenCause = libc.errnoName(err);
+    if (this.readEnded || this.closePending || this.resetting || (!this.reading && !this.paused)) {
+      this.destroy(this.brokenCause);
+      return;
+    }
+    if (trace.on) trace.line(2, `write failed: nothing more is written to fd ${this.fd}; reading what the peer sent before it went`);
+    this.errorSeen = true;
+    this.writeEnded = true;
+    this.shutdownPending = false;
+    this.chunks = [];
+    this.first = 0;
+    this.queuedBytes = 0;
+    this.updateInterest();
+    // Level-triggered epoll reports again what is left; edge mode would not.
+    if (this.reactor.edge && this.reading) this.reactor.defer(this, EPOLLIN);
   }
 
   /**
