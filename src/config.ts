@@ -78,7 +78,7 @@ export const OPTIONS: Option[] = [
   { name: 'readBufferSize', kind: { type: 'int', min: 1024, max: 16 * MiB }, default: 65536, doc: 'Bytes asked for by each read(); one buffer of this size per worker.' },
   {
     name: 'readBudget', kind: { type: 'int', min: 0, max: 1 << 20 }, default: 16,
-    doc: 'Reads one connection may do per event when the read policy reads until empty ("drain", "eagain", and "auto" in edge mode) before the others get theirs; the rest waits on the ready list (edge) or for the next epoll_wait (level). 0: no limit (the C rsp: one busy connection can starve the others).',
+    doc: 'Most reads per event for one connection when the read policy reads until empty ("drain", "eagain", or edge mode\'s "auto"); the rest waits, on the ready list (edge) or for the next epoll_wait (level), while the other connections get their turn. 0: no limit (the C rsp: one busy connection can starve the others).',
     warning: {
       when: (c) => c.readBudget === 0 && readsUntilEmpty(c),
       text: 'Warning: readBudget = 0 lets one busy connection read without limit while every other connection waits (the starvation of the C rsp); for experiments only',

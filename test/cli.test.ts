@@ -213,7 +213,9 @@ test('resolver: names are resolved by the DNS server the config names', async (t
   const rsp = await startWith(t, BASE + `resolver = "127.0.0.1:${dns.port}" backendAddress = "backend.rsp.test" backendPort = ${backend}\n`);
   t.deepEqual(await exchange(rsp.port, ''), Buffer.from('hi'));
   t.is(await rsp.stop(), 0);
-  t.deepEqual(dns.asked, ['backend.rsp.test']);
+  t.true(dns.asked.includes('backend.rsp.test'), dns.asked.join(' '));
+  // Only this server was asked (a resolv.conf search list may add suffixes to the name).
+  t.true(dns.asked.every((name) => name.startsWith('backend.rsp.test')), dns.asked.join(' '));
 });
 
 test('a port already in use is one line and exit 1', async (t) => {

@@ -47,6 +47,9 @@ test('SIGUSR1 logs "Reopening log files." and opens no debugger: rsp listens on 
  * Start rsp on a config that waits, inside its load, on a FIFO that this
  * test holds open: `signal` is sent while rsp provably runs the config (it
  * cannot leave loadfile() before the FIFO is closed), then the load finishes.
+ * The wait is one instruction of a config far shorter than the 10,000
+ * instructions between two checks of the config time limit, so it is not
+ * taken for an endless loop however long it lasts.
  */
 async function signalDuringLoad(t: ExecutionContext, signal: NodeJS.Signals, backendPort: number): Promise<{ rsp: ReturnType<typeof spawnProcess>; closed: Promise<number | null> }> {
   const file = tempFile(t, 'rsp.lua', '');
