@@ -87,7 +87,10 @@ let running: Running | undefined;
 
 function installSignalHandlers(): void {
   const stop = (signal: string): void => {
-    if (running !== undefined) return running.stop();
+    if (running !== undefined) {
+      running.stop();
+      return;
+    }
     // Nothing started yet: nothing to drain or count.
     log(`Stopped by ${signal} before start-up finished.`);
     process.exit(0);
