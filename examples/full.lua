@@ -1,9 +1,11 @@
 -- Every option rsp understands, set to its default (the three required ones
--- have no default). See the config reference in README.md.
+-- have no default). See the config reference in README.md. Any other global
+-- is an error: helper values belong in locals (local host = "127.0.0.1").
 listenPort = "8000"
 listenAddress = "0.0.0.0"
 backendAddress = "127.0.0.1"
 backendPort = "8888"
+resolver = ""              -- the system resolver; or a DNS server: "192.0.2.53:53"
 
 triggerMode = "level"      -- or "edge"
 backlog = 4096
@@ -18,7 +20,7 @@ connectTimeout = 5000      -- milliseconds
 
 -- Knobs for experimenting with epoll; the defaults are the safe choices.
 trace = false
-readPolicy = "auto"       -- or "drain", "eagain", "once"
+readPolicy = "auto"        -- or "drain", "eagain", "once"
 acceptPolicy = "drain"     -- or "once"
 epolloutPolicy = "auto"    -- or "queued", "always"
 rdhup = true

@@ -1,10 +1,14 @@
 // rsp.c's main, on the main thread: read the arguments and the config, start
 // the worker that runs the reactor, print what it reports, and stop it on
 // SIGINT/SIGTERM. The main thread never touches a worker's sockets.
+//
+// Every signal rsp answers has its handler from the first line of main():
+// Node's default actions are a debugger on 127.0.0.1:9229 for SIGUSR1 and a
+// silent death for SIGUSR2, and a config can take a while to load.
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, configWarnings, loadConfig, type Config } from './config';
 import { describeCounters } from './counters';
 import { log, logError } from './log';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
@@ -21,7 +25,8 @@ Options:
   -v, --version    print the version and exit
 
 Signals: SIGINT/SIGTERM stop rsp (counters are printed on the way out);
-SIGUSR2 prints the reactor's counters.
+SIGUSR2 prints the reactor's counters; SIGUSR1 logs "Reopening log files."
+(rsp writes to stdout and stderr only, so there is nothing to reopen yet).
 
 Example config (the C rsp's three settings):
   listenPort = "8000"
@@ -72,8 +77,37 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
+/** What the signals act on once the worker runs. */
+interface Running {
+  stop(): void;
+  counters(): void;
+}
+
+let running: Running | undefined;
+
+function installSignalHandlers(): void {
+  const stop = (signal: string): void => {
+    if (running !== undefined) {
+      running.stop();
+      return;
+    }
+    // Nothing started yet: nothing to drain or count.
+    log(`Stopped by ${signal} before start-up finished.`);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // Before the worker exists there are no counters: the signal is ignored.
+  process.on('SIGUSR2', () => running?.counters());
+  // A handler, so that Node does not open its inspector (anyone on this host
+  // could then run code as rsp). Reopening log files is what nginx does here;
+  // rsp logs to stdout/stderr, so it says so and there is nothing to reopen.
+  process.on('SIGUSR1', () => log('Reopening log files.'));
+}
+
 /** Runs the proxy until a signal stops it. */
 export async function main(argv: string[]): Promise<void> {
+  installSignalHandlers();
   const parent = process.ppid;
   const args = parseArgs(argv);
   if (args.dieWithParent) {
@@ -92,6 +126,10 @@ export async function main(argv: string[]): Promise<void> {
     }
     throw error;
   }
+  // A signal that came while the config ran (synchronous Lua) is still
+  // waiting in the event loop: let it act before a worker exists.
+  await new Promise((resolve) => setImmediate(resolve));
+  for (const warning of configWarnings(config)) logError(warning);
   if (args.trace) config.trace = true;
   start(config);
 }
@@ -109,10 +147,13 @@ function start(config: Config): void {
     libc.write(wakeFd, one, 8); // wakes the worker's epoll_wait
   };
   let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    tell({ type: 'stop' });
+  running = {
+    stop(): void {
+      if (stopping) return;
+      stopping = true;
+      tell({ type: 'stop' });
+    },
+    counters: () => tell({ type: 'counters' }),
   };
 
   worker.on('message', (message: WorkerMessage) => {
@@ -145,8 +186,4 @@ function start(config: Config): void {
     libc.close(wakeFd);
     process.exit(process.exitCode ?? 0);
   });
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  // SIGUSR1 is left free for reopening log files, as in nginx.
-  process.on('SIGUSR2', () => tell({ type: 'counters' }));
 }

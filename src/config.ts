@@ -5,9 +5,12 @@
 //   listenPort = "8000"  backendAddress = "127.0.0.1"  backendPort = "8888"
 // Every other option has a default; OPTIONS below is the one list of them
 // (the README's config reference follows it, and a test keeps the two equal).
+// A global rsp does not know is an error, never silently ignored: a typo
+// must not start rsp with a default instead of what was meant.
 import * as fs from 'node:fs';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { lookup, Resolver } from 'node:dns/promises';
+import { isIP, isIPv4 } from 'node:net';
+import * as os from 'node:os';
 import { lauxlib, lua, lualib, to_luastring } from 'fengari';
 
 export type TriggerMode = 'level' | 'edge';
@@ -18,6 +21,7 @@ export interface Config {
   backlog: number;
   backendAddress: string;
   backendPort: number;
+  resolver: string;
   triggerMode: TriggerMode;
   maxEvents: number;
   readBufferSize: number;
@@ -38,8 +42,9 @@ export interface Config {
 export class ConfigError extends Error {}
 
 type Kind =
-  | { type: 'port' }
+  | { type: 'port'; min: 0 | 1 }
   | { type: 'host' }
+  | { type: 'resolver' }
   | { type: 'int'; min: number; max: number }
   | { type: 'enum'; values: string[] }
   | { type: 'bool' };
@@ -50,31 +55,129 @@ interface Option {
   /** undefined: required. */
   default?: string | number | boolean;
   doc: string;
+  /** A setting that costs a lot: one line at start-up says what it costs. */
+  warning?: { when: (config: Config) => boolean; text: string };
 }
 
 const MiB = 1024 * 1024;
 
+/** Reads more than once per event: edge mode's "auto", or "drain"/"eagain" in either mode. */
+function readsUntilEmpty(config: Config): boolean {
+  return config.readPolicy === 'drain' || config.readPolicy === 'eagain' || (config.readPolicy === 'auto' && config.triggerMode === 'edge');
+}
+
 export const OPTIONS: Option[] = [
-  { name: 'listenPort', kind: { type: 'port' }, doc: 'Port to accept clients on. "0" picks a free port; the start line reports it.' },
+  { name: 'listenPort', kind: { type: 'port', min: 0 }, doc: 'Port to accept clients on. "0" picks a free port; the start line reports it.' },
   { name: 'listenAddress', kind: { type: 'host' }, default: '0.0.0.0', doc: 'Address to listen on. "::" listens on IPv6 and IPv4; "::1" or "127.0.0.1" on loopback only.' },
-  { name: 'backendAddress', kind: { type: 'host' }, doc: 'Backend host: an IPv4 or IPv6 address, or a name resolved once at start-up.' },
-  { name: 'backendPort', kind: { type: 'port' }, doc: 'Backend port.' },
+  { name: 'backendAddress', kind: { type: 'host' }, doc: 'Backend host: an IPv4 or IPv6 address, or a name resolved once at start-up. Must not be rsp\'s own listener.' },
+  { name: 'backendPort', kind: { type: 'port', min: 1 }, doc: 'Backend port (1-65535).' },
+  { name: 'resolver', kind: { type: 'resolver' }, default: '', doc: 'DNS server that resolves the names in listenAddress and backendAddress at start-up, as "address" or "address:port" ("[::1]:53" for IPv6; port 53 if not given); then /etc/hosts is not read. "": the system resolver (getaddrinfo).' },
   { name: 'triggerMode', kind: { type: 'enum', values: ['level', 'edge'] }, default: 'level', doc: 'How epoll reports readiness: "level" (reported while ready) or "edge" (reported when it changes, so every handler drains what is there: see readPolicy).' },
   { name: 'backlog', kind: { type: 'int', min: 1, max: 65535 }, default: 4096, doc: 'listen() backlog: connections the kernel holds until accepted (capped by net.core.somaxconn).' },
   { name: 'maxEvents', kind: { type: 'int', min: 1, max: 65536 }, default: 256, doc: 'Most events taken from one epoll_wait call.' },
   { name: 'readBufferSize', kind: { type: 'int', min: 1024, max: 16 * MiB }, default: 65536, doc: 'Bytes asked for by each read(); one buffer of this size per worker.' },
-  { name: 'readBudget', kind: { type: 'int', min: 0, max: 1 << 20 }, default: 16, doc: 'Edge mode: reads one connection may do per loop turn before the others get theirs; the rest waits on the ready list. 0: no limit (the C rsp: one busy connection can starve the others).' },
+  {
+    name: 'readBudget', kind: { type: 'int', min: 0, max: 1 << 20 }, default: 16,
+    doc: 'Most reads per event for one connection when the read policy reads until empty ("drain", "eagain", or edge mode\'s "auto"); the rest waits, on the ready list (edge) or for the next epoll_wait (level), while the other connections get their turn. 0: no limit (the C rsp: one busy connection can starve the others).',
+    warning: {
+      when: (c) => c.readBudget === 0 && readsUntilEmpty(c),
+      text: 'Warning: readBudget = 0 lets one busy connection read without limit while every other connection waits (the starvation of the C rsp); for experiments only',
+    },
+  },
   { name: 'acceptBudget', kind: { type: 'int', min: 1, max: 1 << 20 }, default: 64, doc: 'Connections accepted per listener event before other handlers get a turn.' },
   { name: 'highWaterMark', kind: { type: 'int', min: 1, max: 1 << 30 }, default: MiB, doc: 'Bytes queued for one connection before rsp stops reading from its peer (backpressure).' },
-  { name: 'lowWaterMark', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 256 * 1024, doc: 'Queued bytes at which reading from the peer starts again. Must be below highWaterMark.' },
+  { name: 'lowWaterMark', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 256 * 1024, doc: 'Queued bytes at which reading from the peer starts again. Must be below highWaterMark; if only highWaterMark is set, at or below this default, lowWaterMark becomes a quarter of it.' },
   { name: 'trace', kind: { type: 'bool' }, default: false, doc: 'Print every epoll_wait, event and system call as it happens (also `rsp --trace`). For watching epoll, not for production.' },
-  { name: 'readPolicy', kind: { type: 'enum', values: ['auto', 'drain', 'eagain', 'once'] }, default: 'auto', doc: '"drain" reads until EAGAIN or a short read (a stream socket is empty after a short read: epoll(7); not at a TCP urgent mark, nor after EPOLLERR), within readBudget. "eagain" reads until EAGAIN, always one read more. "once" reads once per event and waits for epoll: level mode then hears again, edge mode stalls (an experiment). "auto": once for level, drain for edge.' },
-  { name: 'acceptPolicy', kind: { type: 'enum', values: ['drain', 'once'] }, default: 'drain', doc: '"drain" accepts until EAGAIN (within acceptBudget). "once" accepts one connection per event: an experiment, edge mode then strands connections in the backlog.' },
-  { name: 'epolloutPolicy', kind: { type: 'enum', values: ['auto', 'queued', 'always'] }, default: 'auto', doc: 'When EPOLLOUT is registered: "queued" only while bytes are queued, "always" for the connection\'s life (free in edge mode, a wake-up per turn in level mode). "auto": queued for level, always for edge.' },
+  {
+    name: 'readPolicy', kind: { type: 'enum', values: ['auto', 'drain', 'eagain', 'once'] }, default: 'auto',
+    doc: 'How much one readiness event reads, in either trigger mode. "drain" reads until EAGAIN or a short read (a stream socket is empty after a short read: epoll(7); not at a TCP urgent mark, nor after EPOLLERR), within readBudget. "eagain" reads until EAGAIN, always one read more. "once" reads once and waits for epoll to report the socket again: in edge mode an experiment that stalls connections. "auto": "once" in level mode, "drain" in edge mode.',
+    warning: {
+      when: (c) => c.readPolicy === 'once' && c.triggerMode === 'edge',
+      text: 'Warning: readPolicy = "once" in edge mode reads once per edge, so a connection with more bytes waiting stalls until its peer sends again; for experiments only',
+    },
+  },
+  {
+    name: 'acceptPolicy', kind: { type: 'enum', values: ['drain', 'once'] }, default: 'drain',
+    doc: '"drain" accepts until EAGAIN (within acceptBudget). "once" accepts one connection per event: an experiment, edge mode then strands connections in the backlog.',
+    warning: {
+      when: (c) => c.acceptPolicy === 'once' && c.triggerMode === 'edge',
+      text: 'Warning: acceptPolicy = "once" in edge mode accepts one connection per edge and leaves the rest in the backlog until another client connects; for experiments only',
+    },
+  },
+  {
+    name: 'epolloutPolicy', kind: { type: 'enum', values: ['auto', 'queued', 'always'] }, default: 'auto',
+    doc: 'When EPOLLOUT is registered: "queued" only while bytes are queued, "always" for the connection\'s life (free in edge mode, a wake-up per turn in level mode). "auto": queued for level, always for edge.',
+    warning: {
+      when: (c) => c.epolloutPolicy === 'always' && c.triggerMode === 'level',
+      text: 'Warning: epolloutPolicy = "always" in level mode wakes rsp on every loop turn for every connection (a full core with one idle connection); for experiments only',
+    },
+  },
   { name: 'rdhup', kind: { type: 'bool' }, default: true, doc: 'Register EPOLLRDHUP and treat a short read with it as the end of the stream, saving the read() that returns 0.' },
   { name: 'idleTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 600_000, doc: 'Milliseconds a proxied connection may go without a byte in either direction before both sides are closed (as nginx stream\'s proxy_timeout); 0: never.' },
   { name: 'connectTimeout', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 5000, doc: 'Milliseconds a backend connect may take before the client is closed; 0 waits forever.' },
 ];
+
+/** Globals that are not options but that later versions read (the HTTP routing function). */
+export const RESERVED_GLOBALS = ['route'];
+
+/** How long a config may run: a config that never finishes must not hang start-up. */
+export const CONFIG_TIME_LIMIT_MS = 1000;
+
+const HELPER_HINT = 'helper values in the config must be local';
+
+/** The warning lines a config's expensive experiment settings print at start-up. */
+export function configWarnings(config: Config): string[] {
+  return OPTIONS.flatMap((o) => (o.warning !== undefined && o.warning.when(config) ? [o.warning.text] : []));
+}
+
+// ---- unknown names -------------------------------------------------------
+
+/** Edit distance with transpositions (optimal string alignment). */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known name closest to `name`, if it is close enough to be a typo of it (case and _ aside). */
+export function didYouMean(name: string, known: readonly string[]): string | undefined {
+  const norm = (s: string): string => s.toLowerCase().replace(/[_-]/g, '');
+  const limit = Math.max(1, Math.floor(name.length / 4));
+  let best: { name: string; d: number } | undefined;
+  for (const candidate of known) {
+    const d = distance(norm(name), norm(candidate));
+    if (d <= limit && (best === undefined || d < best.d)) best = { name: candidate, d };
+  }
+  return best?.name;
+}
+
+/**
+ * The one check for names rsp does not know, for the globals today and for
+ * the keys of nested tables later: throws `unknown option backendAdress (did
+ * you mean backendAddress?)`. `prefix` qualifies the names in the message
+ * ("backends.app."); `hint` is added once when some name is not a typo.
+ */
+export function checkKnownNames(names: readonly string[], known: readonly string[], opts: { prefix?: string; hint?: string } = {}): void {
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length === 0) return;
+  let typosOnly = true;
+  const described = unknown.map((n) => {
+    const suggestion = didYouMean(n, known);
+    if (suggestion === undefined) typosOnly = false;
+    return `${opts.prefix ?? ''}${n}${suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`}`;
+  });
+  const hint = !typosOnly && opts.hint !== undefined ? `; ${opts.hint}` : '';
+  throw new ConfigError(`unknown option${unknown.length > 1 ? 's' : ''} ${described.join(', ')}${hint}`);
+}
+
+// ---- values --------------------------------------------------------------
 
 type Raw =
   | { type: 'nil' }
@@ -90,40 +193,76 @@ function describe(raw: Raw): string {
   return `a ${raw.name}`;
 }
 
+/** What a kind accepts, in the words of the messages. */
+function expected(kind: Kind): string {
+  switch (kind.type) {
+    case 'port': return 'a port (a string or a number)';
+    case 'host': return 'an address or host name (a string)';
+    case 'resolver': return 'a DNS server address (a string: "address" or "address:port")';
+    case 'int': return `a whole number from ${kind.min} to ${kind.max}`;
+    case 'enum': return kind.values.map((v) => JSON.stringify(v)).join(' or ');
+    case 'bool': return 'true or false';
+  }
+}
+
+/** "1.2.3.4", "1.2.3.4:53", "::1", "[::1]:53", or "" (the system resolver). */
+function isResolverAddress(text: string): boolean {
+  if (text === '' || isIP(text)) return true;
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
+  if (m === null || Number(m[3]) < 1 || Number(m[3]) > 65535) return false;
+  return m[1] !== undefined ? isIP(m[1]) === 6 : isIPv4(m[2]);
+}
+
 function checkOption(option: Option, raw: Raw): string | number | boolean {
   const { name, kind } = option;
   if (raw.type === 'nil') {
     if (option.default !== undefined) return option.default;
-    throw new ConfigError(`${name} must be a string`);
+    throw new ConfigError(`${name} is required: ${expected(kind)}`);
   }
+  const wrong = (): ConfigError => new ConfigError(`${name} must be ${expected(kind)}, got ${describe(raw)}`);
   switch (kind.type) {
     case 'port': {
-      if (raw.type !== 'string' && raw.type !== 'number') throw new ConfigError(`${name} must be a string`);
+      if (raw.type !== 'string' && raw.type !== 'number') throw wrong();
       const text = String(raw.value).trim();
       const port = /^\d+$/.test(text) ? Number(text) : NaN;
-      if (!(port >= 0 && port <= 65535)) throw new ConfigError(`${name} must be a port number (0-65535), got ${describe(raw)}`);
+      if (!(port >= kind.min && port <= 65535)) throw new ConfigError(`${name} must be a port number (${kind.min}-65535), got ${describe(raw)}`);
       return port;
     }
     case 'host':
-      if (raw.type !== 'string' || raw.value.trim() === '') throw new ConfigError(`${name} must be a string`);
+      if (raw.type !== 'string' || raw.value.trim() === '') throw wrong();
+      return raw.value.trim();
+    case 'resolver':
+      if (raw.type !== 'string' || !isResolverAddress(raw.value.trim())) throw wrong();
       return raw.value.trim();
     case 'enum':
-      if (raw.type !== 'string' || !kind.values.includes(raw.value)) {
-        throw new ConfigError(`${name} must be ${kind.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${describe(raw)}`);
-      }
+      if (raw.type !== 'string' || !kind.values.includes(raw.value)) throw wrong();
       return raw.value;
     case 'bool':
-      if (raw.type !== 'boolean') throw new ConfigError(`${name} must be true or false, got ${describe(raw)}`);
+      if (raw.type !== 'boolean') throw wrong();
       return raw.value;
     case 'int': {
       const n = raw.type === 'number' ? raw.value : raw.type === 'string' && /^\s*\d+\s*$/.test(raw.value) ? Number(raw.value) : NaN;
-      if (!Number.isInteger(n) || n < kind.min || n > kind.max) {
-        throw new ConfigError(`${name} must be a whole number from ${kind.min} to ${kind.max}, got ${describe(raw)}`);
-      }
+      if (!Number.isInteger(n) || n < kind.min || n > kind.max) throw wrong();
       return n;
     }
   }
 }
+
+// ---- running the file ----------------------------------------------------
+
+// The parts of fengari's API used only here (types/fengari.d.ts has the rest).
+type State = object;
+const luaApi = lua as typeof lua & {
+  LUA_MASKCOUNT: number;
+  lua_rawget(L: State, idx: number): number;
+  lua_pushstring(L: State, s: Uint8Array): void;
+  lua_pushcfunction(L: State, fn: (L: State) => number): void;
+  lua_setfield(L: State, idx: number, k: Uint8Array): void;
+  lua_concat(L: State, n: number): void;
+  lua_error(L: State): never;
+  lua_sethook(L: State, fn: ((L: State) => void) | null, mask: number, count: number): void;
+};
+const auxApi = lauxlib as typeof lauxlib & { luaL_where(L: State, level: number): void };
 
 const systemMessages: Record<string, string> = {
   ENOENT: 'No such file or directory',
@@ -132,47 +271,44 @@ const systemMessages: Record<string, string> = {
   ENOTDIR: 'Not a directory',
 };
 
-/** Run the Lua file and return every option it set, validated, with defaults filled in. */
-export function parseConfig(path: string): Config {
-  let source: Buffer;
-  try {
-    source = fs.readFileSync(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    throw new ConfigError(`cannot open ${path}: ${systemMessages[code] ?? code}`);
-  }
-  const L = lauxlib.luaL_newstate();
-  lualib.luaL_openlibs(L);
-  // The chunk name "@path" makes Lua's messages read "path:LINE: ...".
-  if (lauxlib.luaL_loadbuffer(L, source, source.length, to_luastring(`@${path}`)) !== lua.LUA_OK) {
-    throw new ConfigError(lua.lua_tojsstring(L, -1));
-  }
-  if (lua.lua_pcall(L, 0, 0, 0) !== lua.LUA_OK) {
-    const type = lua.lua_type(L, -1);
-    throw new ConfigError(type === lua.LUA_TSTRING || type === lua.LUA_TNUMBER ? lua.lua_tojsstring(L, -1) : 'the config raised an error');
-  }
+let standardGlobals: Set<string> | undefined;
 
-  const read = (name: string): Raw => {
-    const type = lua.lua_getglobal(L, to_luastring(name));
-    let raw: Raw;
-    if (type === lua.LUA_TNIL) raw = { type: 'nil' };
-    else if (type === lua.LUA_TSTRING) raw = { type: 'string', value: lua.lua_tojsstring(L, -1) };
-    else if (type === lua.LUA_TNUMBER) raw = { type: 'number', value: lua.lua_tonumber(L, -1), integer: lua.lua_isinteger(L, -1) };
-    else if (type === lua.LUA_TBOOLEAN) raw = { type: 'boolean', value: lua.lua_toboolean(L, -1) };
-    else raw = { type: 'other', name: typeName(type) };
-    lua.lua_pop(L, 1);
-    return raw;
-  };
-
-  const config: Record<string, string | number | boolean> = {};
-  for (const option of OPTIONS) config[option.name] = checkOption(option, read(option.name));
-  checkForTypos(L);
-
-  const result = config as unknown as Config;
-  if (result.lowWaterMark >= result.highWaterMark) {
-    throw new ConfigError(`lowWaterMark (${result.lowWaterMark}) must be below highWaterMark (${result.highWaterMark})`);
+/** The globals a fresh state has (print, string, os, ...): those the config did not set. */
+function globalsOfAFreshState(): Set<string> {
+  if (standardGlobals === undefined) {
+    const L = lauxlib.luaL_newstate();
+    lualib.luaL_openlibs(L);
+    standardGlobals = new Set(globalNames(L));
   }
-  return result;
+  return standardGlobals;
+}
+
+/** The string keys of the globals table, read raw (no metamethod runs). */
+function globalNames(L: State): string[] {
+  const names: string[] = [];
+  lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, lua.LUA_RIDX_GLOBALS);
+  lua.lua_pushnil(L);
+  while (lua.lua_next(L, -2) !== 0) {
+    lua.lua_pop(L, 1); // the value; keep the key for lua_next
+    if (lua.lua_type(L, -1) === lua.LUA_TSTRING) names.push(lua.lua_tojsstring(L, -1));
+  }
+  lua.lua_pop(L, 1);
+  return names;
+}
+
+/** One global, read raw: a metatable on _G can neither supply it nor raise (outside a pcall that would be a PANIC). */
+function readGlobal(L: State, name: string): Raw {
+  lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, lua.LUA_RIDX_GLOBALS);
+  luaApi.lua_pushstring(L, to_luastring(name));
+  const type = luaApi.lua_rawget(L, -2);
+  let raw: Raw;
+  if (type === lua.LUA_TNIL) raw = { type: 'nil' };
+  else if (type === lua.LUA_TSTRING) raw = { type: 'string', value: lua.lua_tojsstring(L, -1) };
+  else if (type === lua.LUA_TNUMBER) raw = { type: 'number', value: lua.lua_tonumber(L, -1), integer: lua.lua_isinteger(L, -1) };
+  else if (type === lua.LUA_TBOOLEAN) raw = { type: 'boolean', value: lua.lua_toboolean(L, -1) };
+  else raw = { type: 'other', name: typeName(type) };
+  lua.lua_pop(L, 2);
+  return raw;
 }
 
 function typeName(type: number): string {
@@ -184,42 +320,161 @@ function typeName(type: number): string {
   return names[type] ?? 'value';
 }
 
-/** A global that differs from an option only in case is a typo: say so instead of ignoring it. */
-function checkForTypos(L: object): void {
-  const known = new Map(OPTIONS.map((o) => [o.name.toLowerCase(), o.name as string]));
-  lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, lua.LUA_RIDX_GLOBALS);
-  lua.lua_pushnil(L);
-  while (lua.lua_next(L, -2) !== 0) {
-    lua.lua_pop(L, 1); // the value; keep the key for lua_next
-    if (lua.lua_type(L, -1) !== lua.LUA_TSTRING) continue;
-    const name = lua.lua_tojsstring(L, -1);
-    const option = known.get(name.toLowerCase());
-    if (option !== undefined && option !== name) {
-      throw new ConfigError(`unknown option ${name} (did you mean ${option}?)`);
-    }
-  }
+/** os.exit would end rsp silently with whatever status the config chose. */
+function forbidOsExit(L: State): void {
+  lua.lua_getglobal(L, to_luastring('os'));
+  luaApi.lua_pushcfunction(L, (L2) => {
+    auxApi.luaL_where(L2, 1); // "config.lua:LINE: " of the caller
+    luaApi.lua_pushstring(L2, to_luastring('os.exit is not allowed in a config'));
+    luaApi.lua_concat(L2, 2);
+    return luaApi.lua_error(L2);
+  });
+  luaApi.lua_setfield(L, -2, to_luastring('exit'));
   lua.lua_pop(L, 1);
+}
+
+/** Run the chunk on the stack; false if it ran past the time limit. */
+function runBounded(L: State): { status: number; finished: boolean } {
+  const deadline = Date.now() + CONFIG_TIME_LIMIT_MS;
+  let finished = true;
+  const hook = (L2: State): void => {
+    if (Date.now() < deadline) return;
+    finished = false;
+    // From now on at every instruction, so a pcall in the config cannot
+    // catch the error and carry on.
+    luaApi.lua_sethook(L2, hook, luaApi.LUA_MASKCOUNT, 1);
+    luaApi.lua_pushstring(L2, to_luastring('did not finish'));
+    luaApi.lua_error(L2);
+  };
+  luaApi.lua_sethook(L, hook, luaApi.LUA_MASKCOUNT, 10_000);
+  const status = lua.lua_pcall(L, 0, 0, 0);
+  luaApi.lua_sethook(L, null, 0, 0);
+  return { status, finished };
+}
+
+/** Run the Lua file and return every option it set, validated, with defaults filled in. */
+export function parseConfig(path: string): Config {
+  let source: Buffer;
+  try {
+    source = fs.readFileSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    throw new ConfigError(`cannot open ${path}: ${systemMessages[code] ?? code}`);
+  }
+  // A UTF-8 byte order mark (some Windows editors write one) is not Lua.
+  if (source[0] === 0xef && source[1] === 0xbb && source[2] === 0xbf) source = source.subarray(3);
+  const L = lauxlib.luaL_newstate();
+  lualib.luaL_openlibs(L);
+  forbidOsExit(L);
+  // The chunk name "@path" makes Lua's messages read "path:LINE: ...".
+  if (lauxlib.luaL_loadbuffer(L, source, source.length, to_luastring(`@${path}`)) !== lua.LUA_OK) {
+    throw new ConfigError(lua.lua_tojsstring(L, -1));
+  }
+  const { status, finished } = runBounded(L);
+  if (!finished) throw new ConfigError(`${path} did not finish (an endless loop?)`);
+  if (status !== lua.LUA_OK) {
+    const type = lua.lua_type(L, -1);
+    throw new ConfigError(type === lua.LUA_TSTRING || type === lua.LUA_TNUMBER ? lua.lua_tojsstring(L, -1) : 'the config raised an error');
+  }
+
+  // Unknown names first: `listenport = "8000"` is a typo, not a missing listenPort.
+  const standard = globalsOfAFreshState();
+  const text = source.toString('utf8');
+  const firstUse = (name: string): number => {
+    const at = text.search(new RegExp(`\\b${name.replace(/[^\w]/g, '\\$&')}\\b`));
+    return at === -1 ? Infinity : at;
+  };
+  const set = globalNames(L).filter((n) => !standard.has(n)).sort((a, b) => firstUse(a) - firstUse(b));
+  checkKnownNames(set, [...OPTIONS.map((o) => o.name), ...RESERVED_GLOBALS], { hint: HELPER_HINT });
+
+  const config: Record<string, string | number | boolean> = {};
+  const given = new Set<string>();
+  for (const option of OPTIONS) {
+    const raw = readGlobal(L, option.name);
+    if (raw.type !== 'nil') given.add(option.name);
+    config[option.name] = checkOption(option, raw);
+  }
+
+  const result = config as unknown as Config;
+  if (result.lowWaterMark >= result.highWaterMark && !given.has('lowWaterMark')) {
+    // Only highWaterMark was set, at or below the default low-water mark.
+    result.lowWaterMark = Math.floor(result.highWaterMark / 4);
+  }
+  if (result.lowWaterMark >= result.highWaterMark) {
+    const which = given.has('highWaterMark') ? '' : ' (the default: set highWaterMark above lowWaterMark)';
+    throw new ConfigError(`lowWaterMark (${result.lowWaterMark}) must be below highWaterMark (${result.highWaterMark})${which}`);
+  }
+  return result;
+}
+
+// ---- start-up resolution -------------------------------------------------
+
+/** The DNS server a config names, or undefined for the system resolver. */
+function makeResolver(server: string): Resolver | undefined {
+  if (server === '') return undefined;
+  // Bounded: 2 tries of 2 s each, then ETIMEOUT.
+  const resolver = new Resolver({ timeout: 2000, tries: 2 });
+  resolver.setServers([server]);
+  return resolver;
+}
+
+async function ask(resolver: Resolver, name: string): Promise<string> {
+  try {
+    return (await resolver.resolve4(name))[0];
+  } catch (error) {
+    // No A record (ENODATA): the name may have only an IPv6 address.
+    if ((error as NodeJS.ErrnoException).code !== 'ENODATA') throw error;
+  }
+  return (await resolver.resolve6(name))[0];
 }
 
 /**
  * Names become addresses once, here, at start-up: the reactor thread never
  * blocks in getaddrinfo.
  */
-export async function resolveAddress(name: string, option: string): Promise<string> {
+export async function resolveAddress(name: string, option: string, resolver?: Resolver): Promise<string> {
   const bare = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
   if (isIP(bare)) return bare;
   try {
-    const { address } = await lookup(bare);
-    return address;
+    return resolver === undefined ? (await lookup(bare)).address : await ask(resolver, bare);
   } catch (error) {
     throw new ConfigError(`cannot resolve ${option} ${JSON.stringify(name)}: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
 }
 
-/** parseConfig, then resolve host names. */
+/** One spelling per address: "::ffff:127.0.0.1" is 127.0.0.1, "0:0::1" is "::1". */
+function canonical(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped !== null) return mapped[1];
+  return isIP(address) === 6 ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address;
+}
+
+/** An address that reaches this host: loopback, a wildcard, or an address of one of its interfaces. */
+function isLocal(address: string): boolean {
+  if (/^127\./.test(address) || address === '::1' || address === '0.0.0.0' || address === '::') return true;
+  return Object.values(os.networkInterfaces()).some((list) => (list ?? []).some((i) => canonical(i.address) === address));
+}
+
+/** A backend that is rsp's own listener would have rsp connect to itself until it runs out of fds. */
+function checkNotItself(config: Config): void {
+  if (config.listenPort === 0 || config.backendPort !== config.listenPort) return;
+  const listen = canonical(config.listenAddress);
+  const backend = canonical(config.backendAddress);
+  // "::" is dual-stack (the listener clears IPV6_V6ONLY); "0.0.0.0" is IPv4 only.
+  const wildcard = listen === '::' || (listen === '0.0.0.0' && isIP(backend) === 4);
+  if (backend === listen || (wildcard && isLocal(backend))) {
+    throw new ConfigError(
+      `backendAddress ${backend} port ${config.backendPort} is rsp's own listener (listenAddress ${listen}, listenPort ${config.listenPort}): rsp would proxy to itself`,
+    );
+  }
+}
+
+/** parseConfig, then resolve host names and check the backend is not rsp itself. */
 export async function loadConfig(path: string): Promise<Config> {
   const config = parseConfig(path);
-  config.listenAddress = await resolveAddress(config.listenAddress, 'listenAddress');
-  config.backendAddress = await resolveAddress(config.backendAddress, 'backendAddress');
+  const resolver = makeResolver(config.resolver);
+  config.listenAddress = await resolveAddress(config.listenAddress, 'listenAddress', resolver);
+  config.backendAddress = await resolveAddress(config.backendAddress, 'backendAddress', resolver);
+  checkNotItself(config);
   return config;
 }
