@@ -270,7 +270,7 @@ export class Connection implements Handler {
     this.reading = false;
     this.writeEnded = true;
     this.closeCause = cause;
-    if (this.queuedBytes === 0 || this.connecting) {
+    if (this.queuedBytes === 0) {
       this.destroy(cause);
       return;
     }
@@ -292,10 +292,11 @@ export class Connection implements Handler {
     this.shutdownPending = false;
     this.closeCause = cause;
     this.resetting = true;
-    if (this.connecting) {
-      this.destroy(cause); // nothing was sent: a plain close is already an abort
+    if (this.connecting && this.queuedBytes === 0) {
+      this.resetNow(cause);
       return;
     }
+    // Still connecting with bytes queued: they go out once connected, then the reset.
     if (this.queuedBytes > 0) {
       this.closePending = true;
       this.updateInterest();

@@ -169,6 +169,10 @@ export class Reactor {
     if (trace.on) trace.line(0, `epoll_wait(max ${this.maxEvents}, timeout ${timeout}) = ${result(n)}`);
     if (n < 0) {
       const err = libc.errno();
+      // A signal (SIGSTOP/SIGCONT, a debugger): nothing happened. The ready
+      // list goes back as it was, to run on the next turn.
+      this.spareReady = this.ready; // still empty: no handler ran
+      this.ready = due;
       if (err === libc.EINTR) return 0;
       throw new libc.SysError('epoll_wait', err);
     }
