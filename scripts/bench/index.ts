@@ -27,11 +27,10 @@ import * as path from 'node:path';
 import { BENCH_BACKEND, startBackend, startHoldBackend } from './backends';
 import { ROOT } from './constants';
 import { finishSetup } from './finish';
-import { fmtInt } from './format';
 import { FULL, FULL_REPORT, parseOptions, QUICK } from './options';
 import { killEverything, makeTempRoot, stopProcess } from './processes';
 import { foreign } from './procfs';
-import { commandLine, readPreviousNotes, report, table, targets } from './report';
+import { commandLine, methodTexts, readPreviousNotes, report, table, targets } from './report';
 import { summarizeRounds, throughputRound } from './rounds';
 import { SETUPS } from './setups';
 import { NODE_PROXY } from './setups/node-net';
@@ -74,24 +73,7 @@ async function main(): Promise<void> {
     dir,
     backend,
     hold,
-    throughputMethod: tools.wrk
-      ? `\`wrk -t1 -c${params.loadConns} -d${params.keepAliveS}s\` to /small, once per round; a setup's first run follows a ${params.warmupS} s warm-up run (its proxy then stays up, so later rounds need none).`
-      : tools.autocannon
-        ? `autocannon (${params.loadConns} connections, ${params.keepAliveS} s, running inside the benchmark process), once per round; a setup's first run follows a warm-up run.`
-        : 'not measured: neither wrk nor autocannon is installed (CPU/request and syscalls/request need it too).',
-    closeMethod: tools.wrk
-      ? `\`wrk -t1 -c${params.loadConns} -d${params.closeS}s -H 'Connection: close'\`, once per round, right after the setup's keep-alive run: the server closes after each response and wrk reconnects (the direct row's progress lines show connections/request counted at the backend).`
-      : tools.ab
-        ? `\`ab -c ${params.loadConns} -t ${params.closeS}\` without -k (a new connection per request), once per round.`
-        : 'not measured: neither wrk nor ab is installed.',
-    latencyMethod: tools.wrk
-      ? `\`wrk -t1 -c${params.latencyConns} --latency\` for ${params.latencyS} s with a Lua \`delay()\` of ${params.latencyGapMs} ms between a connection's requests, so about ${fmtInt((params.latencyConns * 1000) / params.latencyGapMs)} req/s (wrk2 is not available, so this is closed-loop pacing, not a constant-rate open loop); time from sending a request to its complete response.`
-      : `a paced Node client in the benchmark process: ${params.latencyConns} keep-alive connections, each waiting ${params.latencyGapMs} ms between requests (about ${fmtInt((params.latencyConns * 1000) / params.latencyGapMs)} req/s) for ${params.latencyS} s; time from write() to the complete response, so Node's own event-loop overhead is included.`,
-    syscallMethod: tools.perf
-      ? '`perf stat -e raw_syscalls:sys_enter -p <pids>` attached during every keep-alive run (it adds a small cost to each of the proxy\'s syscalls, the same for every proxy and every round), divided by its requests; from the same run as CPU µs/req.'
-      : tools.strace && tools.wrk
-        ? `\`strace -c -f -p <pids>\` during a separate ${params.straceS} s keep-alive run (strace slows the proxy a lot, so that run's throughput is not reported), divided by its requests.`
-        : 'not measured (n/a): perf does not work here and strace is not installed, or there is no wrk.',
+    ...methodTexts(tools, params),
   };
 
   // Every proxy up first; it stays up through the rounds.

@@ -10,6 +10,7 @@ import type { Params } from './options';
 import { foreign, loadAtStart, loadAverage } from './procfs';
 import { labelOf } from './setups';
 import type { Context, Row } from './state';
+import type { Tools } from './tools';
 
 interface Column {
   title: string;
@@ -186,6 +187,30 @@ function method(ctx: Context): string {
     '- Ratios are plain quotients of the figures (for latency, CPU, syscalls and RSS, lower is better).',
     '- Cells: "n/a" means not measured (tool missing or the measurement failed, see the notes); "—" means not applicable (direct has no proxy) or the setup was skipped.',
   ].join('\n');
+}
+
+/** How each figure was measured, given the tools found: the Method section's lines, and the notes when a tool is missing. */
+export function methodTexts(tools: Tools, p: Params): Pick<Context, 'throughputMethod' | 'closeMethod' | 'latencyMethod' | 'syscallMethod'> {
+  return {
+    throughputMethod: tools.wrk
+      ? `\`wrk -t1 -c${p.loadConns} -d${p.keepAliveS}s\` to /small, once per round; a setup's first run follows a ${p.warmupS} s warm-up run (its proxy then stays up, so later rounds need none).`
+      : tools.autocannon
+        ? `autocannon (${p.loadConns} connections, ${p.keepAliveS} s, running inside the benchmark process), once per round; a setup's first run follows a warm-up run.`
+        : 'not measured: neither wrk nor autocannon is installed (CPU/request and syscalls/request need it too).',
+    closeMethod: tools.wrk
+      ? `\`wrk -t1 -c${p.loadConns} -d${p.closeS}s -H 'Connection: close'\`, once per round, right after the setup's keep-alive run: the server closes after each response and wrk reconnects (the direct row's progress lines show connections/request counted at the backend).`
+      : tools.ab
+        ? `\`ab -c ${p.loadConns} -t ${p.closeS}\` without -k (a new connection per request), once per round.`
+        : 'not measured: neither wrk nor ab is installed.',
+    latencyMethod: tools.wrk
+      ? `\`wrk -t1 -c${p.latencyConns} --latency\` for ${p.latencyS} s with a Lua \`delay()\` of ${p.latencyGapMs} ms between a connection's requests, so about ${fmtInt((p.latencyConns * 1000) / p.latencyGapMs)} req/s (wrk2 is not available, so this is closed-loop pacing, not a constant-rate open loop); time from sending a request to its complete response.`
+      : `a paced Node client in the benchmark process: ${p.latencyConns} keep-alive connections, each waiting ${p.latencyGapMs} ms between requests (about ${fmtInt((p.latencyConns * 1000) / p.latencyGapMs)} req/s) for ${p.latencyS} s; time from write() to the complete response, so Node's own event-loop overhead is included.`,
+    syscallMethod: tools.perf
+      ? '`perf stat -e raw_syscalls:sys_enter -p <pids>` attached during every keep-alive run (it adds a small cost to each of the proxy\'s syscalls, the same for every proxy and every round), divided by its requests; from the same run as CPU µs/req.'
+      : tools.strace && tools.wrk
+        ? `\`strace -c -f -p <pids>\` during a separate ${p.straceS} s keep-alive run (strace slows the proxy a lot, so that run's throughput is not reported), divided by its requests.`
+        : 'not measured (n/a): perf does not work here and strace is not installed, or there is no wrk.',
+  };
 }
 
 export function commandLine(argv: string[]): string {
