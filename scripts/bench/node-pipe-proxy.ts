@@ -1,7 +1,7 @@
 // The baseline the benchmark compares rsp with: the plain Node `net` pipe
 // proxy that anyone would write first. One process, Node's own event loop.
 //
-//   node dist/scripts/node-pipe-proxy.js <listenPort> <backendHost> <backendPort> [listenHost]
+//   node dist/scripts/bench/node-pipe-proxy.js <listenPort> <backendHost> <backendPort> [listenHost]
 //
 // Prints "Listening on port N." once it accepts (listenPort 0 picks a free
 // port), and stops on SIGINT/SIGTERM.

@@ -1,11 +1,11 @@
 // Backends for the benchmark, each in a process of its own so they never share
 // an event loop with the load generator:
 //
-//   node dist/scripts/bench-backend.js http <bulkBytes>
+//   node dist/scripts/bench/backend-server.js http <bulkBytes>
 //     HTTP/1.1 on 127.0.0.1: /small is 100 bytes, /bulk is <bulkBytes> bytes,
 //     /status counts accepted connections the way nginx's stub_status does.
 //     Used only when nginx is not installed (it is slower than nginx).
-//   node dist/scripts/bench-backend.js hold
+//   node dist/scripts/bench/backend-server.js hold
 //     TCP on 127.0.0.1 that accepts connections and holds them idle, never
 //     answering; for the idle-connection memory measurement. When started
 //     with an IPC channel (fork), answers {type:'count'} with the number of
@@ -14,8 +14,7 @@
 // Each prints "Listening on port N." when ready.
 import * as http from 'node:http';
 import * as net from 'node:net';
-
-export const SMALL_BODY = 'x'.repeat(100);
+import { SMALL_BODY } from './constants';
 
 function ready(server: net.Server): void {
   process.stdout.write(`Listening on port ${(server.address() as net.AddressInfo).port}.\n`);
@@ -76,7 +75,7 @@ const [mode, arg] = process.argv.slice(2);
 if (mode === 'http') httpBackend(Number(arg ?? 200 * 1000 * 1000));
 else if (mode === 'hold') holdBackend();
 else {
-  process.stderr.write('usage: bench-backend http <bulkBytes> | hold\n');
+  process.stderr.write('usage: backend-server http <bulkBytes> | hold\n');
   process.exit(2);
 }
 process.on('SIGTERM', () => process.exit(0));
