@@ -273,7 +273,11 @@ export class HealthChecker {
   private readonly round = (): void => {
     if (!this.running) return;
     this.rounds++;
-    this.expire(); // cannot happen with timeout <= interval, but never two probes on one member
+    // The last round's timeout may be due at this very moment (timeout ==
+    // interval): it must not fire after this round's probes have started and
+    // count them as timed out. Its own probes time out here instead.
+    this.timeoutTimer?.cancel();
+    this.expire();
     if (this.seenVersion !== this.pool.version) this.followMembers();
     this.roundTimer = this.reactor.after(this.interval, this.round);
     this.timeoutTimer = this.reactor.after(this.timeout, this.expireRound);

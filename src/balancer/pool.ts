@@ -86,6 +86,7 @@ export class Pool {
   private readonly primaryMethod: BalanceMethod;
   private readonly backupMethod: BalanceMethod;
   private readonly clock: Clock;
+  private readonly hashing: boolean;
   /** The earliest downUntil of a passively downed member (Infinity: none). */
   private nextRevival = Infinity;
 
@@ -100,6 +101,7 @@ export class Pool {
       if (!Number.isInteger(value) || value < 0) throw new Error(`pool ${this.name}: ${key} must be a whole number >= 0, not ${value}`);
     }
     this.clock = options.clock;
+    this.hashing = this.balance === 'hash';
     const random = options.random ?? Math.random;
     this.primaryMethod = makeMethod(this.balance, this.primaries, random);
     this.backupMethod = makeMethod(this.balance, this.backups, random);
@@ -121,7 +123,7 @@ export class Pool {
     const now = this.clock.now;
     if (now >= this.nextRevival) this.revive(now);
     if (this.upCount === 0) return null;
-    const key = this.balance === 'hash' && clientKey !== null ? hashClient(clientKey) : 0;
+    const key = this.hashing && clientKey !== null ? hashClient(clientKey) : 0;
     let m = this.primaryUpCount > 0 ? this.primaryMethod.pick(key, exclude, now) : null;
     if (m === null && this.upCount > this.primaryUpCount) m = this.backupMethod.pick(key, exclude, now);
     if (m !== null) m.active++;
