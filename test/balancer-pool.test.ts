@@ -245,6 +245,7 @@ test('bad pool settings are one clear error', (t) => {
   t.throws(() => new Pool({ name: 'app', members: [spec(A, { maxConnections: -1 })], clock }), { message: /maxConnections must be a whole number/ });
   t.throws(() => new Pool({ name: 'app', members: [spec(A)], clock, balance: 'fastest' as 'hash' }), { message: /unknown balance "fastest"/ });
   t.throws(() => new Pool({ name: 'app', members: [spec(A)], clock, failTimeout: -5 }), { message: /failTimeout must be/ });
+  t.throws(() => new Pool({ name: 'app', members: [spec(A), spec(B), spec(A)], clock }), { message: 'pool app: member 10.0.0.1:8080 is listed twice' });
   const pool = new Pool({ name: 'app', members: [spec(A)], clock });
   t.throws(() => pool.add(spec(A)), { message: 'pool app: member 10.0.0.1:8080 is already in it' });
 });

@@ -105,7 +105,10 @@ export class Pool {
     const random = options.random ?? Math.random;
     this.primaryMethod = makeMethod(this.balance, this.primaries, random);
     this.backupMethod = makeMethod(this.balance, this.backups, random);
-    for (const spec of options.members) this.insert(new Member(spec));
+    for (const spec of options.members) {
+      if (this.members.some((m) => m.name === spec.name)) throw new Error(`pool ${this.name}: member ${spec.name} is listed twice`);
+      this.insert(new Member(spec));
+    }
     if (this.members.length === 0) throw new Error(`pool ${this.name}: no members`);
     this.primaryMethod.changed();
     this.backupMethod.changed();
