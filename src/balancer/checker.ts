@@ -128,9 +128,13 @@ class Probe implements Handler {
     const request = this.request!;
     while (this.sent < request.length) {
       const n = libc.write(this.fd, this.sent === 0 ? request : request.subarray(this.sent), request.length - this.sent);
-      if (n >= 0) {
+      if (n > 0) {
         this.sent += n;
         continue;
+      }
+      if (n === 0) {
+        this.fail('write() took nothing'); // never for a stream socket; no endless loop if it did
+        return false;
       }
       const err = libc.errno();
       if (err === EINTR) continue;
