@@ -35,7 +35,7 @@ async function until(reactor: Reactor, done: () => boolean, what: string, limitM
 const connections = new WeakMap<net.Server, Set<net.Socket>>();
 
 /** A listener on 127.0.0.1 that tracks its connections; closed (and they destroyed) when the test ends. */
-function listenOn(t: ExecutionContext, server: net.Server, port = 0): Promise<number> {
+function listenOn(t: ExecutionContext, server: net.Server, port = 0, host = '127.0.0.1'): Promise<number> {
   const open = new Set<net.Socket>();
   connections.set(server, open);
   server.on('connection', (s) => {
@@ -49,7 +49,7 @@ function listenOn(t: ExecutionContext, server: net.Server, port = 0): Promise<nu
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+    server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port));
   });
 }
 
@@ -197,4 +197,23 @@ test.serial('one member down of two; a member that joins is probed from the next
   // Nothing listens on 127.0.0.2 for that port (the listener is bound to 127.0.0.1).
   t.is(late.state, DOWN);
   t.is(late.lastCheck, 'connection refused');
+});
+
+test('an HTTP check of an IPv6 member sends Host: [::1]:port', async (t) => {
+  const hosts: string[] = [];
+  const port = await listenOn(t, http.createServer((req, res) => {
+    hosts.push(req.headers.host ?? '');
+    res.end();
+  }), 0, '::1');
+  const reactor = new Reactor({ triggerMode: 'level', maxEvents: 16 });
+  const pool = new Pool({ name: 'v6', members: [{ name: `[::1]:${port}`, sockaddr: toSockaddr('::1', port) }], clock: reactor });
+  const checker = new HealthChecker(reactor, pool, { interval: 50, timeout: 50, http: '/' });
+  t.teardown(() => {
+    checker.stop();
+    reactor.close();
+  });
+  checker.start();
+  await until(reactor, () => pool.members[0].checkSuccesses >= 1, 'a passed check');
+  t.is(hosts[0], `[::1]:${port}`);
+  t.is(pool.members[0].lastCheck, 'ok');
 });
