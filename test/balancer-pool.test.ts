@@ -72,6 +72,23 @@ test('a down member is tried again after failTimeout (nginx), and says so once',
   ]);
 });
 
+test('a member whose failTimeout is over is counted up before the next line is logged, even with no pick in between', (t) => {
+  const { pool, clock, lines } = setup([spec(A), spec(B)], { failTimeout: 1000 });
+  const [a, b] = pool.members;
+  const m = pool.pick()!;
+  t.is(m, a);
+  const n = pool.pick()!;
+  pool.failed(m, 'ECONNREFUSED');
+  clock.now = 5000;
+  pool.failed(n, 'ECONNREFUSED'); // B's connect started before, fails now
+  t.is(b.state, DOWN);
+  t.deepEqual(lines, [
+    'error Backend app member 10.0.0.1:8080 is down (connection refused); 1 of 2 up.',
+    'info Backend app member 10.0.0.1:8080 is up; 2 of 2 up.',
+    'error Backend app member 10.0.0.2:8080 is down (connection refused); 1 of 2 up.',
+  ]);
+});
+
 test('maxFails counts failures within failTimeout: slower ones and a success in between reset it', (t) => {
   const { pool, clock, lines } = setup([spec(A)], { maxFails: 3, failTimeout: 1000 });
   const a = pool.members[0];

@@ -163,6 +163,8 @@ export class Pool {
   /** Take `m` out of rotation until `until` (Infinity: until an active check brings it back). */
   markDown(m: Member, why: string, until = Infinity): void {
     if (m.state === DOWN) return;
+    // Members whose failTimeout is over count as up in this line's tally.
+    if (this.clock.now >= this.nextRevival) this.revive(this.clock.now);
     m.state = DOWN;
     m.downReason = why;
     m.downUntil = until;
