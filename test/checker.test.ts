@@ -5,11 +5,13 @@ import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as libc from '../ffi/libc';
 import { toSockaddr } from '../ffi/sockaddr';
 import { HealthChecker, type CheckOptions } from '../src/balancer/checker';
 import { DOWN, UP } from '../src/balancer/member';
 import { Pool } from '../src/balancer/pool';
 import { setLogSink } from '../src/log';
+import { localAddress, setFlag } from '../src/netutils';
 import { Reactor } from '../src/reactor';
 import { MODES, type Mode } from './helpers';
 
@@ -22,10 +24,11 @@ function poolLines(name: string): string[] {
 }
 
 /** Turn the reactor, letting Node's own loop (the test's servers) run in between, until `done()`. */
-async function until(reactor: Reactor, done: () => boolean, what: string, limitMs = 30000): Promise<void> {
+async function until(reactor: Reactor, done: () => boolean, what: string, each: () => void = () => {}, limitMs = 30000): Promise<void> {
   const deadline = Date.now() + limitMs;
   while (!done()) {
     if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    each();
     reactor.turn(10);
     await new Promise((resolve) => setImmediate(resolve));
   }
@@ -53,9 +56,42 @@ function listenOn(t: ExecutionContext, server: net.Server, port = 0, host = '127
   });
 }
 
-function closeServer(server: net.Server): Promise<void> {
-  for (const s of connections.get(server) ?? []) s.destroy();
-  return new Promise((resolve) => server.close(() => resolve()));
+/** A raw socket of a test: closed by close(), or at teardown if still open. */
+interface RawSocket {
+  fd: number;
+  close(): void;
+}
+
+/**
+ * A TCP socket bound to 127.0.0.1:port (0: any), not listening yet: connects
+ * to it are refused, and no other process can take the port meanwhile.
+ * SO_REUSEPORT lets a second one be bound to the port of a listening first.
+ */
+function boundSocket(t: ExecutionContext, port: number, reusePort: boolean): RawSocket {
+  const fd = libc.check('socket', libc.socket(libc.AF_INET, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0));
+  let open = true;
+  const sock = {
+    fd,
+    close(): void {
+      if (!open) return;
+      open = false;
+      libc.check('close', libc.close(fd));
+    },
+  };
+  t.teardown(() => sock.close());
+  if (reusePort) setFlag(fd, libc.SOL_SOCKET, libc.SO_REUSEPORT, 'SO_REUSEPORT');
+  const sa = toSockaddr('127.0.0.1', port);
+  libc.check('bind', libc.bind(fd, sa, sa.length));
+  return sock;
+}
+
+/** Accept and close whatever connections wait on listening socket `fd` (the probes'). */
+function drain(fd: number): void {
+  for (let i = 0; i < 64; i++) {
+    const c = libc.accept4(fd, null, null, libc.SOCK_CLOEXEC);
+    if (c < 0) return; // EAGAIN: none left (or not listening any more)
+    libc.close(c);
+  }
 }
 
 function setupChecker(t: ExecutionContext, mode: Mode, name: string, ports: number[], check: CheckOptions): { reactor: Reactor; pool: Pool; checker: HealthChecker } {
@@ -76,25 +112,27 @@ function setupChecker(t: ExecutionContext, mode: Mode, name: string, ports: numb
 
 for (const mode of MODES) {
   test(`a TCP check marks a member down when its listener closes and up when it listens again (${mode})`, async (t) => {
-    const server = net.createServer((s) => s.destroy());
-    const port = await listenOn(t, server);
+    // Raw sockets, so the port stays ours throughout: first listener, then a
+    // second bound beside it (SO_REUSEPORT) that takes over once the first is
+    // closed, refusing connects until it listens in turn.
+    const first = boundSocket(t, 0, true);
+    libc.check('listen', libc.listen(first.fd, 64));
+    const port = localAddress(first.fd)!.port;
     const name = `tcp-${mode}`;
     const { reactor, pool, checker } = setupChecker(t, mode, name, [port], { interval: 100, timeout: 100, rise: 2, fall: 2 });
     const m = pool.members[0];
-    await until(reactor, () => m.checkSuccesses >= 3, 'three passed checks');
+    await until(reactor, () => m.checkSuccesses >= 3, 'three passed checks', () => drain(first.fd));
     t.is(m.state, UP);
     t.is(m.lastCheck, 'ok');
 
-    await closeServer(server);
+    const second = boundSocket(t, port, true);
+    first.close();
     await until(reactor, () => m.state === DOWN, 'the member to go down');
     t.is(m.lastCheck, 'connection refused');
     t.is(m.checkFailures, 2, 'down after `fall` failures, not before');
 
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    await until(reactor, () => m.state === UP, 'the member to come back');
+    libc.check('listen', libc.listen(second.fd, 64));
+    await until(reactor, () => m.state === UP, 'the member to come back', () => drain(second.fd));
     t.is(m.checkSuccesses, 2, 'up after `rise` successes, not before');
     t.deepEqual(poolLines(name), [
       `Backend ${name} member 127.0.0.1:${port} is down (health check: connection refused, 2 in a row); 0 of 1 up: no member to send to.`,
@@ -178,10 +216,8 @@ test('with checks on, a passive failure marks a member down and the checks bring
 // Serial (ava runs these before the others): no other test opens fds while this one counts them.
 test.serial('one member down of two; a member that joins is probed from the next round; probes do not leak fds', async (t) => {
   const good = await listenOn(t, net.createServer((s) => s.destroy()));
-  // A port nobody listens on: bind one, note it, close it.
-  const gone = net.createServer();
-  const refused = await listenOn(t, gone);
-  await closeServer(gone);
+  // A port bound but not listening: refused, and nobody else can take it.
+  const refused = localAddress(boundSocket(t, 0, false).fd)!.port;
   const { reactor, pool, checker } = setupChecker(t, 'edge', 'pair', [good, refused], { interval: 20, timeout: 20, rise: 1, fall: 1 });
   const [ok, bad] = pool.members;
   await until(reactor, () => bad.state === DOWN && ok.checkSuccesses >= 2, 'the refused member down');
