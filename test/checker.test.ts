@@ -29,7 +29,7 @@ async function until(reactor: Reactor, done: () => boolean, what: string, each: 
   while (!done()) {
     if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
     each();
-    reactor.turn(10);
+    reactor.turn(2);
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
@@ -94,6 +94,21 @@ function drain(fd: number): void {
   }
 }
 
+/**
+ * Like until(), but a new round starts as soon as the last one is over
+ * (checkNow): for HTTP checks, whose server runs on this thread's event loop
+ * between turns, with a timeout long enough that no stall of this process
+ * can pass for a dead server.
+ */
+async function roundsUntil(reactor: Reactor, checker: HealthChecker, done: () => boolean, what: string): Promise<void> {
+  await until(reactor, done, what, () => {
+    if (checker.inFlight === 0) checker.checkNow();
+  });
+}
+
+/** Checks driven by roundsUntil(): the timer would start a round only after a minute. */
+const DRIVEN = { interval: 60000, timeout: 10000 };
+
 function setupChecker(t: ExecutionContext, mode: Mode, name: string, ports: number[], check: CheckOptions): { reactor: Reactor; pool: Pool; checker: HealthChecker } {
   const reactor = new Reactor({ triggerMode: mode, maxEvents: 64 });
   const pool = new Pool({
@@ -152,18 +167,18 @@ for (const mode of MODES) {
     });
     const port = await listenOn(t, server);
     const name = `http-${mode}`;
-    const { reactor, pool } = setupChecker(t, mode, name, [port], { interval: 200, timeout: 200, rise: 2, fall: 3, http: '/health' });
+    const { reactor, pool, checker } = setupChecker(t, mode, name, [port], { ...DRIVEN, rise: 2, fall: 3, http: '/health' });
     const m = pool.members[0];
-    await until(reactor, () => m.checkSuccesses >= 2, 'two passed checks');
+    await roundsUntil(reactor, checker, () => m.checkSuccesses >= 2, 'two passed checks');
     t.is(m.state, UP);
     t.is(seen[0], `GET /health HTTP/1.0 host=127.0.0.1:${port}`);
 
     status = 503;
-    await until(reactor, () => m.state === DOWN, 'the member to go down on 503');
+    await roundsUntil(reactor, checker, () => m.state === DOWN, 'the member to go down on 503');
     t.is(m.lastCheck, 'status 503');
 
     status = 302; // a redirect is an answer too
-    await until(reactor, () => m.state === UP, 'the member to come back on 302');
+    await roundsUntil(reactor, checker, () => m.state === UP, 'the member to come back on 302');
     t.deepEqual(poolLines(name), [
       `Backend ${name} member 127.0.0.1:${port} is down (health check: status 503, 3 in a row); 0 of 1 up: no member to send to.`,
       `Backend ${name} member 127.0.0.1:${port} is up; 1 of 1 up.`,
@@ -190,8 +205,8 @@ for (const mode of MODES) {
 test('a backend that answers something other than HTTP fails the HTTP check', async (t) => {
   const server = net.createServer((s) => s.end('SSH-2.0-OpenSSH_9.6\r\n'));
   const port = await listenOn(t, server);
-  const { reactor, pool } = setupChecker(t, 'level', 'not-http', [port], { interval: 50, timeout: 50, rise: 1, fall: 1, http: '/' });
-  await until(reactor, () => pool.members[0].state === DOWN, 'the member to go down');
+  const { reactor, pool, checker } = setupChecker(t, 'level', 'not-http', [port], { ...DRIVEN, rise: 1, fall: 1, http: '/' });
+  await roundsUntil(reactor, checker, () => pool.members[0].state === DOWN, 'the member to go down');
   t.is(pool.members[0].lastCheck, 'not an HTTP response');
 });
 
@@ -243,13 +258,27 @@ test('an HTTP check of an IPv6 member sends Host: [::1]:port', async (t) => {
   }), 0, '::1');
   const reactor = new Reactor({ triggerMode: 'level', maxEvents: 16 });
   const pool = new Pool({ name: 'v6', members: [{ name: `[::1]:${port}`, sockaddr: toSockaddr('::1', port) }], clock: reactor });
-  const checker = new HealthChecker(reactor, pool, { interval: 50, timeout: 50, http: '/' });
+  const checker = new HealthChecker(reactor, pool, { ...DRIVEN, http: '/' });
   t.teardown(() => {
     checker.stop();
     reactor.close();
   });
   checker.start();
-  await until(reactor, () => pool.members[0].checkSuccesses >= 1, 'a passed check');
+  await roundsUntil(reactor, checker, () => pool.members[0].checkSuccesses >= 1, 'a passed check');
   t.is(hosts[0], `[::1]:${port}`);
   t.is(pool.members[0].lastCheck, 'ok');
+});
+
+test('with timeout equal to interval, a round\'s timeout never fails the next round\'s probes', async (t) => {
+  const listener = boundSocket(t, 0, false);
+  libc.check('listen', libc.listen(listener.fd, 64));
+  const port = localAddress(listener.fd)!.port;
+  const { reactor, pool, checker } = setupChecker(t, 'level', 'same-timeout', [port], { interval: 20, timeout: 20, rise: 1, fall: 1 });
+  const m = pool.members[0];
+  // A TCP connect to loopback completes in the kernel, and the reactor
+  // dispatches its EPOLLOUT before any timer of the same turn: every probe passes.
+  await until(reactor, () => checker.rounds >= 15 && checker.inFlight === 0, '15 rounds', () => drain(listener.fd));
+  t.true(m.checkSuccesses >= 14, `passed in a row: ${m.checkSuccesses}`);
+  t.is(m.lastCheck, 'ok');
+  t.deepEqual(poolLines('same-timeout'), []);
 });

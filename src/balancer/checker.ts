@@ -53,6 +53,8 @@ class Probe implements Handler {
   generation = 0;
   readyEvents = 0;
   readonly label: string;
+  /** Whether the member was up when this probe started. */
+  startedUp = false;
   private phase = CONNECTING;
   private sent = 0;
   private received = 0;
@@ -74,6 +76,7 @@ class Probe implements Handler {
   }
 
   start(): void {
+    this.startedUp = this.member.state === UP;
     this.phase = CONNECTING;
     this.sent = 0;
     this.received = 0;
@@ -255,12 +258,25 @@ export class HealthChecker {
     for (const p of this.probes) p.cancel('stopped');
   }
 
+  /**
+   * Start a round now instead of waiting for the timer (the next one follows
+   * `interval` after this one). Probes of the last round still in flight
+   * count as timed out. For an operator's "check now", and for tests that
+   * must not depend on how fast the machine is.
+   */
+  checkNow(): void {
+    if (this.running) this.round();
+  }
+
   /** A probe's verdict: count it towards rise or fall, and change the member's state when one is reached. */
   result(probe: Probe, ok: boolean, reason: string): void {
     const m = probe.member;
     if (!this.running || !this.probes.includes(probe)) return; // stopped, or the member left
     m.lastCheck = ok ? 'ok' : describeReason(reason);
     if (ok) {
+      // A probe already under way when the member went down (a passive
+      // failure) does not count towards `rise`: only probes started since.
+      if (m.state === DOWN && probe.startedUp) return;
       m.checkSuccesses++;
       m.checkFailures = 0;
       if (m.state === DOWN && m.checkSuccesses >= this.rise) this.pool.markUp(m);
@@ -281,6 +297,7 @@ export class HealthChecker {
     // interval): it must not fire after this round's probes have started and
     // count them as timed out. Its own probes time out here instead.
     this.timeoutTimer?.cancel();
+    this.roundTimer?.cancel(); // due now, or checkNow() came first
     this.expire();
     if (this.seenVersion !== this.pool.version) this.followMembers();
     this.roundTimer = this.reactor.after(this.interval, this.round);

@@ -35,6 +35,8 @@ export class Member {
   state = UP;
   /** Why it went down, as logged ('' while up). */
   downReason = '';
+  /** When it last went down (the pool's clock). */
+  downSince = 0;
   /** Picks not yet ended by failed() or released(): connects in progress and live pairings. */
   active = 0;
   /** Connections that were established. */

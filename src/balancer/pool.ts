@@ -167,6 +167,7 @@ export class Pool {
     if (this.clock.now >= this.nextRevival) this.revive(this.clock.now);
     m.state = DOWN;
     m.downReason = why;
+    m.downSince = this.clock.now;
     m.downUntil = until;
     m.current = 0;
     m.checkSuccesses = 0;
