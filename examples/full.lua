@@ -6,6 +6,25 @@ listenAddress = "0.0.0.0"
 backendAddress = "127.0.0.1"
 backendPort = "8888"
 resolver = ""              -- the system resolver; or a DNS server: "192.0.2.53:53"
+backend = ""               -- the pool listenPort's listener sends to, when backends has several
+
+-- Instead of backendAddress/backendPort, pools of several backends (docs/balancing.md):
+-- backends = {
+--   app = {
+--     "10.0.0.1:8080",
+--     { "10.0.0.2:8080", weight = 3, maxConnections = 0 },
+--     { "10.0.0.9:8080", backup = true },
+--     balance = "roundrobin",    -- or "leastconn", "random", "hash"
+--     maxFails = 1, failTimeout = 10000, retries = 2, slowStart = 0,
+--     check = { interval = 2000, timeout = 1000, rise = 2, fall = 3 },  -- add http = "/health" for an HTTP check
+--   },
+--   db = { "[::1]:5432" },
+-- }
+-- Instead of listenPort/listenAddress, several listeners, each with its pool:
+-- listeners = {
+--   { port = "8000", address = "0.0.0.0", backend = "app" },
+--   { port = "5433", backend = "db" },
+-- }
 
 triggerMode = "level"      -- or "edge"
 backlog = 4096

@@ -162,7 +162,8 @@ function start(config: Config): void {
         (message.level === 'error' ? process.stderr : process.stdout).write(message.line + '\n');
         break;
       case 'listening':
-        log(`Started.  Listening on port ${message.port}.`);
+        // The C rsp's line for one listener; all the ports for several.
+        log(message.ports.length === 1 ? `Started.  Listening on port ${message.ports[0]}.` : `Started.  Listening on ports ${message.ports.join(', ')}.`);
         break;
       case 'fatal':
         logError(message.message);

@@ -12,6 +12,8 @@ import { lookup, Resolver } from 'node:dns/promises';
 import { isIP, isIPv4 } from 'node:net';
 import * as os from 'node:os';
 import { lauxlib, lua, lualib, to_luastring } from 'fengari';
+import { checkKnownNames, ConfigError } from './configcheck';
+import { DEFAULT_POOL, parseListeners, parsePools, poolFor, readLuaValue, singlePool, type ListenerConfig, type LuaValue, type PoolConfig } from './pools';
 
 export type TriggerMode = 'level' | 'edge';
 
@@ -36,12 +38,20 @@ export interface Config {
   epolloutPolicy: 'auto' | 'queued' | 'always';
   rdhup: boolean;
   trace: boolean;
+  /** The pool listenPort's listener sends to ("" when not set). */
+  backend: string;
+  /** From `backends`, or the one pool of backendAddress/backendPort. */
+  pools: PoolConfig[];
+  /** From `listeners`, or the one of listenAddress/listenPort. */
+  listeners: ListenerConfig[];
 }
 
-/** A config problem, reported as one line: "Error parsing config file: <message>". */
-export class ConfigError extends Error {}
+export { ConfigError, checkKnownNames, didYouMean } from './configcheck';
+export type { ListenerConfig, MemberConfig, PoolConfig } from './pools';
 
 type Kind =
+  | { type: 'table'; example: string }
+  | { type: 'name' }
   | { type: 'port'; min: 0 | 1 }
   | { type: 'host' }
   | { type: 'resolver' }
@@ -50,10 +60,11 @@ type Kind =
   | { type: 'bool' };
 
 interface Option {
-  name: keyof Config;
+  name: string;
   kind: Kind;
-  /** undefined: required. */
+  /** undefined: required (unless the table named by `unless` is set). */
   default?: string | number | boolean;
+  unless?: 'backends' | 'listeners';
   doc: string;
   /** A setting that costs a lot: one line at start-up says what it costs. */
   warning?: { when: (config: Config) => boolean; text: string };
@@ -67,10 +78,13 @@ function readsUntilEmpty(config: Config): boolean {
 }
 
 export const OPTIONS: Option[] = [
-  { name: 'listenPort', kind: { type: 'port', min: 0 }, doc: 'Port to accept clients on. "0" picks a free port; the start line reports it.' },
+  { name: 'listenPort', kind: { type: 'port', min: 0 }, unless: 'listeners', doc: 'Port to accept clients on. "0" picks a free port; the start line reports it. Not with `listeners`.' },
   { name: 'listenAddress', kind: { type: 'host' }, default: '0.0.0.0', doc: 'Address to listen on. "::" listens on IPv6 and IPv4; "::1" or "127.0.0.1" on loopback only.' },
-  { name: 'backendAddress', kind: { type: 'host' }, doc: 'Backend host: an IPv4 or IPv6 address, or a name resolved once at start-up. Must not be rsp\'s own listener.' },
-  { name: 'backendPort', kind: { type: 'port', min: 1 }, doc: 'Backend port (1-65535).' },
+  { name: 'backendAddress', kind: { type: 'host' }, unless: 'backends', doc: 'Backend host: an IPv4 or IPv6 address, or a name resolved once at start-up. Must not be rsp\'s own listener. With backendPort, a pool of one member (named "default"); not with `backends`.' },
+  { name: 'backendPort', kind: { type: 'port', min: 1 }, unless: 'backends', doc: 'Backend port (1-65535).' },
+  { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; names are resolved at start-up) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect). See docs/balancing.md.' },
+  { name: 'backend', kind: { type: 'name' }, default: '', doc: 'The pool listenPort\'s listener sends to; needed only when `backends` has several.' },
+  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app" } (address defaults to "0.0.0.0"; backend may be left out when there is one pool).' },
   { name: 'resolver', kind: { type: 'resolver' }, default: '', doc: 'DNS server that resolves the names in listenAddress and backendAddress at start-up, as "address" or "address:port" ("[::1]:53" for IPv6; port 53 if not given); then /etc/hosts is not read. "": the system resolver (getaddrinfo).' },
   { name: 'triggerMode', kind: { type: 'enum', values: ['level', 'edge'] }, default: 'level', doc: 'How epoll reports readiness: "level" (reported while ready) or "edge" (reported when it changes, so every handler drains what is there: see readPolicy).' },
   { name: 'backlog', kind: { type: 'int', min: 1, max: 65535 }, default: 4096, doc: 'listen() backlog: connections the kernel holds until accepted (capped by net.core.somaxconn).' },
@@ -130,53 +144,6 @@ export function configWarnings(config: Config): string[] {
   return OPTIONS.flatMap((o) => (o.warning !== undefined && o.warning.when(config) ? [o.warning.text] : []));
 }
 
-// ---- unknown names -------------------------------------------------------
-
-/** Edit distance with transpositions (optimal string alignment). */
-function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/** The known name closest to `name`, if it is close enough to be a typo of it (case and _ aside). */
-export function didYouMean(name: string, known: readonly string[]): string | undefined {
-  const norm = (s: string): string => s.toLowerCase().replace(/[_-]/g, '');
-  const limit = Math.max(1, Math.floor(name.length / 4));
-  let best: { name: string; d: number } | undefined;
-  for (const candidate of known) {
-    const d = distance(norm(name), norm(candidate));
-    if (d <= limit && (best === undefined || d < best.d)) best = { name: candidate, d };
-  }
-  return best?.name;
-}
-
-/**
- * The one check for names rsp does not know, for the globals today and for
- * the keys of nested tables later: throws `unknown option backendAdress (did
- * you mean backendAddress?)`. `prefix` qualifies the names in the message
- * ("backends.app."); `hint` is added once when some name is not a typo.
- */
-export function checkKnownNames(names: readonly string[], known: readonly string[], opts: { prefix?: string; hint?: string } = {}): void {
-  const unknown = names.filter((n) => !known.includes(n));
-  if (unknown.length === 0) return;
-  let typosOnly = true;
-  const described = unknown.map((n) => {
-    const suggestion = didYouMean(n, known);
-    if (suggestion === undefined) typosOnly = false;
-    return `${opts.prefix ?? ''}${n}${suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`}`;
-  });
-  const hint = !typosOnly && opts.hint !== undefined ? `; ${opts.hint}` : '';
-  throw new ConfigError(`unknown option${unknown.length > 1 ? 's' : ''} ${described.join(', ')}${hint}`);
-}
-
 // ---- values --------------------------------------------------------------
 
 type Raw =
@@ -196,6 +163,8 @@ function describe(raw: Raw): string {
 /** What a kind accepts, in the words of the messages. */
 function expected(kind: Kind): string {
   switch (kind.type) {
+    case 'table': return `a table like ${kind.example}`;
+    case 'name': return 'a pool name (a string)';
     case 'port': return 'a port (a string or a number)';
     case 'host': return 'an address or host name (a string)';
     case 'resolver': return 'a DNS server address (a string: "address" or "address:port")';
@@ -221,6 +190,11 @@ function checkOption(option: Option, raw: Raw): string | number | boolean {
   }
   const wrong = (): ConfigError => new ConfigError(`${name} must be ${expected(kind)}, got ${describe(raw)}`);
   switch (kind.type) {
+    case 'table':
+      throw wrong(); // a table is read by readTableGlobal; anything else lands here
+    case 'name':
+      if (raw.type !== 'string') throw wrong();
+      return raw.value.trim(); // "": not set
     case 'port': {
       if (raw.type !== 'string' && raw.type !== 'number') throw wrong();
       const text = String(raw.value).trim();
@@ -387,15 +361,28 @@ export function parseConfig(path: string): Config {
   const set = globalNames(L).filter((n) => !standard.has(n)).sort((a, b) => firstUse(a) - firstUse(b));
   checkKnownNames(set, [...OPTIONS.map((o) => o.name), ...RESERVED_GLOBALS], { hint: HELPER_HINT });
 
-  const config: Record<string, string | number | boolean> = {};
+  const config: Record<string, unknown> = {};
   const given = new Set<string>();
+  const tables = new Map<string, LuaValue>();
   for (const option of OPTIONS) {
+    if (option.kind.type === 'table') {
+      const value = readTableGlobal(L, option.name);
+      if (value !== undefined) {
+        given.add(option.name);
+        tables.set(option.name, value);
+      }
+    }
+  }
+  for (const option of OPTIONS) {
+    if (option.kind.type === 'table') continue;
     const raw = readGlobal(L, option.name);
     if (raw.type !== 'nil') given.add(option.name);
+    if (raw.type === 'nil' && option.unless !== undefined && tables.has(option.unless)) continue;
     config[option.name] = checkOption(option, raw);
   }
 
   const result = config as unknown as Config;
+  topology(result, given, tables);
   if (result.lowWaterMark >= result.highWaterMark && !given.has('lowWaterMark')) {
     // Only highWaterMark was set, at or below the default low-water mark.
     result.lowWaterMark = Math.floor(result.highWaterMark / 4);
@@ -405,6 +392,48 @@ export function parseConfig(path: string): Config {
     throw new ConfigError(`lowWaterMark (${result.lowWaterMark}) must be below highWaterMark (${result.highWaterMark})${which}`);
   }
   return result;
+}
+
+/** A table global as plain data (undefined when not set; a non-table is an error). */
+function readTableGlobal(L: State, name: string): LuaValue | undefined {
+  lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, lua.LUA_RIDX_GLOBALS);
+  luaApi.lua_pushstring(L, to_luastring(name));
+  const type = luaApi.lua_rawget(L, -2);
+  try {
+    if (type === lua.LUA_TNIL) return undefined;
+    if (type !== lua.LUA_TTABLE) {
+      const option = OPTIONS.find((o) => o.name === name)!;
+      throw new ConfigError(`${name} must be ${expected(option.kind)}, got ${describe(readGlobal(L, name))}`);
+    }
+    try {
+      return readLuaValue(L);
+    } catch (error) {
+      if (error instanceof ConfigError) throw new ConfigError(`${name}: ${error.message}`);
+      throw error;
+    }
+  } finally {
+    lua.lua_pop(L, 2);
+  }
+}
+
+/** Pools and listeners: from the tables, or from the C rsp's globals. */
+function topology(config: Config, given: Set<string>, tables: Map<string, LuaValue>): void {
+  const backends = tables.get('backends');
+  if (backends !== undefined) {
+    const both = ['backendAddress', 'backendPort'].filter((n) => given.has(n));
+    if (both.length > 0) throw new ConfigError(`${both.join(' and ')} and backends both set: the members go in backends`);
+    config.pools = parsePools(backends);
+  } else {
+    config.pools = [singlePool(config.backendAddress, config.backendPort)];
+  }
+  const listeners = tables.get('listeners');
+  if (listeners !== undefined) {
+    const both = ['listenPort', 'listenAddress', 'backend'].filter((n) => given.has(n));
+    if (both.length > 0) throw new ConfigError(`${both.join(' and ')} and listeners both set: with listeners, each one says its port, address and backend`);
+    config.listeners = parseListeners(listeners, '0.0.0.0').map((l, i) => ({ ...l, backend: poolFor(`listeners[${i + 1}]`, l.backend, config.pools) }));
+  } else {
+    config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools) }];
+  }
 }
 
 // ---- start-up resolution -------------------------------------------------
@@ -457,24 +486,37 @@ function isLocal(address: string): boolean {
 
 /** A backend that is rsp's own listener would have rsp connect to itself until it runs out of fds. */
 function checkNotItself(config: Config): void {
-  if (config.listenPort === 0 || config.backendPort !== config.listenPort) return;
-  const listen = canonical(config.listenAddress);
-  const backend = canonical(config.backendAddress);
-  // "::" is dual-stack (the listener clears IPV6_V6ONLY); "0.0.0.0" is IPv4 only.
-  const wildcard = listen === '::' || (listen === '0.0.0.0' && isIP(backend) === 4);
-  if (backend === listen || (wildcard && isLocal(backend))) {
-    throw new ConfigError(
-      `backendAddress ${backend} port ${config.backendPort} is rsp's own listener (listenAddress ${listen}, listenPort ${config.listenPort}): rsp would proxy to itself`,
-    );
+  for (const l of config.listeners) {
+    if (l.port === 0) continue;
+    const listen = canonical(l.address);
+    // "::" is dual-stack (the listener clears IPV6_V6ONLY); "0.0.0.0" is IPv4 only.
+    for (const pool of config.pools) {
+      for (const m of pool.members) {
+        if (m.port !== l.port) continue;
+        const backend = canonical(m.address);
+        const wildcard = listen === '::' || (listen === '0.0.0.0' && isIP(backend) === 4);
+        if (backend !== listen && !(wildcard && isLocal(backend))) continue;
+        const what = pool.name === DEFAULT_POOL && config.backendAddress !== undefined
+          ? `backendAddress ${backend} port ${m.port}`
+          : `backends.${pool.name} member ${m.name}`;
+        throw new ConfigError(`${what} is rsp's own listener (listenAddress ${listen}, listenPort ${l.port}): rsp would proxy to itself`);
+      }
+    }
   }
 }
 
-/** parseConfig, then resolve host names and check the backend is not rsp itself. */
+/** parseConfig, then resolve host names and check no backend is rsp itself. */
 export async function loadConfig(path: string): Promise<Config> {
   const config = parseConfig(path);
   const resolver = makeResolver(config.resolver);
-  config.listenAddress = await resolveAddress(config.listenAddress, 'listenAddress', resolver);
-  config.backendAddress = await resolveAddress(config.backendAddress, 'backendAddress', resolver);
+  for (const l of config.listeners) l.address = await resolveAddress(l.address, config.listeners.length > 1 ? 'listeners address' : 'listenAddress', resolver);
+  for (const pool of config.pools) {
+    for (const m of pool.members) {
+      m.address = await resolveAddress(m.host, pool.name === DEFAULT_POOL && config.backendAddress !== undefined ? 'backendAddress' : `backends.${pool.name} member`, resolver);
+    }
+  }
+  if (config.listenAddress !== undefined && config.listeners.length === 1) config.listenAddress = config.listeners[0].address;
+  if (config.backendAddress !== undefined) config.backendAddress = config.pools[0].members[0].address;
   checkNotItself(config);
   return config;
 }

@@ -352,11 +352,24 @@ export class Connection implements Handler {
     const r = libc.close(this.fd);
     this.reactor.counters.otherCalls++;
     if (trace.on) trace.line(2, `close(${this.fd}) = ${result(r)} (${cause})`);
-    this.chunks = [];
-    this.queuedBytes = 0;
     const closes = this.reactor.counters.closes;
     closes[cause] = (closes[cause] ?? 0) + 1;
+    // The queue is still there for the owner (a failed connect's bytes go to the next backend tried).
     this.owner.onClose(this, cause);
+    this.chunks = [];
+    this.first = 0;
+    this.queuedBytes = 0;
+  }
+
+  /** Hand what is queued here, unsent, to `other` (a connect failed: the next backend gets the client's bytes). */
+  moveQueueTo(other: Connection): void {
+    for (let i = this.first; i < this.chunks.length; i++) {
+      const chunk = this.chunks[i];
+      other.write(chunk.start === 0 ? chunk.buf : chunk.buf.subarray(chunk.start), chunk.end - chunk.start);
+    }
+    this.chunks = [];
+    this.first = 0;
+    this.queuedBytes = 0;
   }
 
   private finishConnect(events: number): void {

@@ -1,6 +1,6 @@
 // server_socket.c: the listening socket and its accept loop.
 import * as libc from '../ffi/libc';
-import { familyOf, formatHostPort, toSockaddr } from '../ffi/sockaddr';
+import { familyOf, formatHostPort, SOCKADDR_MAX, toSockaddr } from '../ffi/sockaddr';
 import { log, logError } from './log';
 import { localAddress, setFlag, setNoDelay } from './netutils';
 import type { Handler, Reactor, Timer } from './reactor';
@@ -55,12 +55,15 @@ export class Listener implements Handler {
   private readonly acceptOnce: boolean;
   private pausedUntilRetry: Timer | null = null;
   private out = false; // in an EMFILE/ENFILE episode
+  // accept4 fills these in: the client's address, for balance = "hash" and logs.
+  private readonly peer = Buffer.alloc(SOCKADDR_MAX);
+  private readonly peerLength = Buffer.alloc(4);
 
   constructor(
     private readonly reactor: Reactor,
     options: ListenerOptions,
-    /** Called with each accepted, non-blocking fd. */
-    private readonly onAccept: (fd: number) => void,
+    /** Called with each accepted, non-blocking fd and the client's sockaddr (valid during the call only). */
+    private readonly onAccept: (fd: number, peer: Buffer) => void,
   ) {
     this.fd = createAndBind(options.address, options.port, options.backlog);
     this.port = localAddress(this.fd)?.port ?? options.port;
@@ -74,7 +77,8 @@ export class Listener implements Handler {
   handle(_events: number): void {
     const counters = this.reactor.counters;
     for (let i = 0; i < this.acceptBudget; i++) {
-      const fd = libc.accept4(this.fd, null, null, libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC);
+      this.peerLength.writeUInt32LE(SOCKADDR_MAX, 0);
+      const fd = libc.accept4(this.fd, this.peer, this.peerLength, libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC);
       counters.acceptCalls++;
       if (trace.on) trace.line(2, `accept4(${this.fd}) = ${result(fd)}`);
       if (fd >= 0) {
@@ -83,7 +87,7 @@ export class Listener implements Handler {
           this.out = false;
           log('Accepting connections again.');
         }
-        this.onAccept(fd);
+        this.onAccept(fd, this.peer);
         continue;
       }
       const err = libc.errno();

@@ -12,9 +12,14 @@
 //    timeout) reaches the other side as a reset, after the bytes that came
 //    before it: a cut stream must look cut, never complete.
 //
-// The backend is not chosen here. TCP mode connects as soon as the client is
-// accepted; an HTTP mode can read a request head first, then call connect(),
-// and detach() / connect() again per request on a keep-alive connection.
+// The backend comes from the listener's pool (src/balancer/): TCP mode picks
+// a member as soon as the client is accepted. A connect that fails (refused,
+// timed out) counts against that member, and the next member is tried, up to
+// the pool's `retries`, never the same one twice; the bytes the client sent
+// meanwhile go to the member that answers. Only when none could be reached
+// is the client cut, at once.
+import type { Member } from './balancer/member';
+import type { Pool } from './balancer/pool';
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
 import type { LimitedLog } from './log';
 import { describePeer, startConnect } from './netutils';
@@ -23,17 +28,8 @@ import type { Reactor } from './reactor';
 import { SysError } from '../ffi/libc';
 import { trace } from './trace';
 
-/** Where to connect: resolved once at start-up. */
-export interface Backend {
-  /** "127.0.0.1:8888", for logs. */
-  name: string;
-  sockaddr: Buffer;
-}
-
-/** Chooses the backend for a new pairing (a balancer later chooses among many). */
-export interface BackendPicker {
-  pick(): Backend | null;
-}
+/** The pool the C rsp's backendAddress/backendPort form (its members are named as the C rsp named its backend). */
+const DEFAULT_POOL = 'default';
 
 export interface ProxyContext {
   reactor: Reactor;
@@ -50,17 +46,31 @@ export interface ProxyContext {
 export class Proxy implements ConnectionOwner, Pairing {
   readonly client: Connection;
   backend: Connection | null = null;
-  private target: Backend | null = null;
+  /** The member picked for `backend`, until the pairing ends (then released to the pool). */
+  private member: Member | null = null;
+  /** Members whose connect failed for this client (null until one did). */
+  private tried: Member[] | null = null;
+  /** The client's sockaddr, kept only for balance = "hash" (a retry hashes it again). */
+  private readonly clientKey: Buffer | null;
   /** resetBoth() is closing both sides itself: no cascade in onClose. */
   private cutting = false;
 
   constructor(
     private readonly ctx: ProxyContext,
     clientFd: number,
+    private readonly pool: Pool,
+    /** The client's sockaddr from accept4 (the listener's buffer: valid during this call only). */
+    peer: Buffer | null,
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
     if (ctx.tracing) this.client.label = `client ${describePeer(clientFd)}`;
+    this.clientKey = pool.balance === 'hash' && peer !== null ? Buffer.from(peer) : null;
     ctx.pairings.add(this);
+  }
+
+  /** Pick a member of the pool and connect to it. */
+  start(): void {
+    this.connectNext(null);
   }
 
   lastActive(): number {
@@ -79,36 +89,61 @@ export class Proxy implements ConnectionOwner, Pairing {
     this.client.resetNow(cause);
   }
 
-  /** Open the backend side. Client bytes that arrive meanwhile are queued on it. */
-  connect(target: Backend): void {
-    this.target = target;
+  /**
+   * Open the backend side to the next member the pool gives. Client bytes
+   * that arrive meanwhile are queued on it; `failed` is the connection whose
+   * connect just failed, whose queue moves to the new one.
+   */
+  private connectNext(failed: Connection | null): void {
+    const member = this.pool.pick(this.clientKey, this.tried);
+    if (member === null) {
+      this.backend = null;
+      this.noMember();
+      return;
+    }
+    this.member = member;
     const counters = this.ctx.reactor.counters;
     let started;
     try {
-      started = startConnect(target.sockaddr);
+      started = startConnect(member.sockaddr);
     } catch (error) {
       counters.otherCalls += 2;
       const reason = error instanceof SysError ? error.message : String(error);
-      if (trace.on) trace.line(2, `${reason} (backend ${target.name})`);
-      this.backendFailed(error instanceof SysError ? error.code : String(error));
+      if (trace.on) trace.line(2, `${reason} (backend ${member.name})`);
+      this.connectFailed(failed, error instanceof SysError ? error.code : String(error));
       return;
     }
     counters.otherCalls += 3; // socket, setsockopt(TCP_NODELAY), connect
     if (trace.on) {
-      trace.line(2, `socket() = ${started.fd}; setsockopt(${started.fd}, TCP_NODELAY) = 0; connect(${started.fd}, ${target.name}) = ${started.inProgress ? '-1 EINPROGRESS' : '0'}`);
+      trace.line(2, `socket() = ${started.fd}; setsockopt(${started.fd}, TCP_NODELAY) = 0; connect(${started.fd}, ${member.name}) = ${started.inProgress ? '-1 EINPROGRESS' : '0'}`);
     }
     const backend = new Connection(this.ctx.reactor, started.fd, this, this.ctx.settings, started.inProgress);
-    backend.label = `backend ${target.name}`;
+    backend.label = `backend ${member.name}`;
     this.backend = backend;
-    if (started.inProgress) backend.connectTimeout(this.ctx.connectTimeout);
-    else this.ctx.reactor.counters.connects++;
+    if (failed !== null) {
+      failed.moveQueueTo(backend);
+      if (this.client.hasEnded) backend.end();
+    }
+    if (started.inProgress) {
+      backend.connectTimeout(this.ctx.connectTimeout);
+    } else {
+      counters.connects++;
+      this.pool.connected(member);
+    }
   }
 
-  onConnect(_conn: Connection): void {}
+  onConnect(_conn: Connection): void {
+    if (this.member !== null) this.pool.connected(this.member);
+  }
 
   onData(from: Connection, data: Buffer, length: number): void {
     const to = from === this.client ? this.backend : this.client;
     if (to === null) return;
+    const member = this.member;
+    if (member !== null) {
+      if (from === this.client) member.bytesOut += length;
+      else member.bytesIn += length;
+    }
     to.write(data, length);
     if (to.queued > this.ctx.settings.highWater && !from.isClosed) {
       from.pauseReading();
@@ -138,8 +173,18 @@ export class Proxy implements ConnectionOwner, Pairing {
   }
 
   onClose(conn: Connection, cause: string): void {
+    if (conn !== this.client && conn === this.backend && !conn.isConnecting && this.member !== null) {
+      this.pool.released(this.member);
+      this.member = null;
+    }
     if (this.client.isClosed && (this.backend === null || this.backend.isClosed)) this.ctx.pairings.delete(this);
-    if (this.cutting) return;
+    if (this.cutting) {
+      if (conn === this.backend && conn.isConnecting && this.member !== null) {
+        this.pool.released(this.member); // the pick ends; not the member's fault
+        this.member = null;
+      }
+      return;
+    }
     if (conn === this.client) {
       // An orderly close of the client happens only once the backend is
       // closing too (it flushes on its own); anything else is a cut, and
@@ -148,7 +193,13 @@ export class Proxy implements ConnectionOwner, Pairing {
       return;
     }
     if (conn.isConnecting) {
-      this.backendFailed(cause);
+      if (this.client.isClosed) {
+        // Cut because the client went: the pick ends, no fault of the member's.
+        if (this.member !== null) this.pool.released(this.member);
+        this.member = null;
+        return;
+      }
+      this.connectFailed(conn, cause);
       return;
     }
     // Backend gone: the client still gets what was queued for it, then the
@@ -157,9 +208,28 @@ export class Proxy implements ConnectionOwner, Pairing {
     else this.client.reset('backend gone');
   }
 
-  private backendFailed(reason: string): void {
-    const name = this.target?.name ?? '?';
+  /** The connect to this.member failed: count it against the member, then try the next one (or give up). */
+  private connectFailed(failed: Connection | null, reason: string): void {
+    const member = this.member!;
+    this.member = null;
+    const name = this.pool.name === DEFAULT_POOL ? member.name : `${this.pool.name} member ${member.name}`;
     this.ctx.errors.error(`backend ${name} ${reason}`, `Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
+    this.pool.failed(member, reason);
+    if (this.client.isClosed) return;
+    (this.tried ??= []).push(member);
+    if (this.tried.length <= this.pool.retries) {
+      this.connectNext(failed);
+      return;
+    }
+    this.backend = null;
     this.client.reset(`no backend (${reason})`);
+  }
+
+  /** No member of the pool can take this client (all down, full, or tried). */
+  private noMember(): void {
+    if (this.tried === null) {
+      this.ctx.errors.error(`pool ${this.pool.name} empty`, `No member of backend ${this.pool.name} is up: client ${describePeer(this.client.fd)} cut`);
+    }
+    this.client.reset(this.tried === null ? 'no backend (none up)' : 'no backend');
   }
 }

@@ -12,7 +12,9 @@ import type { Config } from './config';
 import { LimitedLog, setLogSink, logError } from './log';
 import { Pairings } from './pairings';
 import { Listener } from './listener';
-import { Proxy, type Backend, type ProxyContext } from './proxy';
+import { HealthChecker } from './balancer/checker';
+import { Pool } from './balancer/pool';
+import { Proxy, type ProxyContext } from './proxy';
 import { Reactor, type Handler, type Counters } from './reactor';
 import { result, trace } from './trace';
 
@@ -26,7 +28,7 @@ export interface WorkerData {
 /** Messages a worker sends to the main thread. */
 export type WorkerMessage =
   | { type: 'log'; level: 'info' | 'error'; line: string }
-  | { type: 'listening'; port: number }
+  | { type: 'listening'; ports: number[] }
   | { type: 'fatal'; message: string }
   | { type: 'counters'; counters: Counters }
   | { type: 'stopped'; counters: Counters };
@@ -93,41 +95,60 @@ function main(): void {
       rdhup: config.rdhup,
     },
   };
-  const backend: Backend = {
-    name: formatHostPort(config.backendAddress, config.backendPort),
-    sockaddr: toSockaddr(config.backendAddress, config.backendPort),
-  };
+  // One Pool per `backends` entry, its state kept here, in the reactor thread.
+  const pools = new Map<string, Pool>();
+  const checkers: HealthChecker[] = [];
+  for (const p of config.pools) {
+    const pool = new Pool({
+      name: p.name,
+      members: p.members.map((m) => ({ name: m.name, sockaddr: toSockaddr(m.address, m.port), weight: m.weight, backup: m.backup, maxConnections: m.maxConnections })),
+      balance: p.balance,
+      maxFails: p.maxFails,
+      failTimeout: p.failTimeout,
+      slowStart: p.slowStart,
+      retries: p.retries,
+      clock: reactor,
+    });
+    pools.set(p.name, pool);
+    if (p.check !== null) checkers.push(new HealthChecker(reactor, pool, p.check));
+  }
 
-  let listener: Listener;
-  try {
-    listener = new Listener(
-      reactor,
-      {
-        address: config.listenAddress,
-        port: config.listenPort,
-        backlog: config.backlog,
-        acceptBudget: config.acceptBudget,
-        acceptOnce: config.acceptPolicy === 'once',
-      },
-      (fd) => new Proxy(ctx, fd).connect(backend),
-    );
-  } catch (error) {
-    const message = error instanceof libc.SysError && error.syscall === 'bind'
-      ? `Could not listen on ${formatHostPort(config.listenAddress, config.listenPort)}: ${error.code}`
-      : `Could not listen: ${error instanceof Error ? error.message : String(error)}`;
-    post({ type: 'fatal', message });
-    return;
+  const listeners: Listener[] = [];
+  for (const l of config.listeners) {
+    const pool = pools.get(l.backend)!;
+    try {
+      listeners.push(new Listener(
+        reactor,
+        {
+          address: l.address,
+          port: l.port,
+          backlog: config.backlog,
+          acceptBudget: config.acceptBudget,
+          acceptOnce: config.acceptPolicy === 'once',
+        },
+        (fd, peer) => new Proxy(ctx, fd, pool, peer).start(),
+      ));
+    } catch (error) {
+      const message = error instanceof libc.SysError && error.syscall === 'bind'
+        ? `Could not listen on ${formatHostPort(l.address, l.port)}: ${error.code}`
+        : `Could not listen: ${error instanceof Error ? error.message : String(error)}`;
+      for (const opened of listeners) opened.close();
+      post({ type: 'fatal', message });
+      return;
+    }
   }
   reactor.add(new Control(wakeFd, port, reactor), libc.EPOLLIN);
+  for (const checker of checkers) checker.start();
 
-  post({ type: 'listening', port: listener.port });
+  post({ type: 'listening', ports: listeners.map((l) => l.port) });
   reactor.run();
+  for (const checker of checkers) checker.stop();
   // Until draining exists, what is still open when rsp stops is cut: with a
   // reset, so no peer mistakes it for a complete stream.
   ctx.pairings.resetAll('stopped');
   if (trace.on) trace.flush();
 
-  listener.close();
+  for (const listener of listeners) listener.close();
   post({ type: 'stopped', counters: reactor.counters });
 }
 

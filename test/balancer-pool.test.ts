@@ -90,8 +90,10 @@ test('a member whose failTimeout is over is counted up before the next line is l
 });
 
 test('maxFails counts failures within failTimeout: slower ones and a success in between reset it', (t) => {
-  const { pool, clock, lines } = setup([spec(A)], { maxFails: 3, failTimeout: 1000 });
-  const a = pool.members[0];
+  // Two members (the only member of a pool is never taken out); every pick here is A's.
+  const { pool, clock, lines } = setup([spec(A), spec(B, { maxConnections: 1 })], { maxFails: 3, failTimeout: 1000 });
+  const [a, b] = pool.members;
+  b.active = 1; // full: not picked
   const fail = (at: number): void => {
     clock.now = at;
     pool.failed(pool.pick()!, 'ECONNREFUSED');
@@ -111,7 +113,7 @@ test('maxFails counts failures within failTimeout: slower ones and a success in 
   t.is(a.state, DOWN);
   t.is(a.failures, 7);
   t.is(a.total, 1);
-  t.deepEqual(lines, ['error Backend app member 10.0.0.1:8080 is down (connection refused; 3 failures within 1000 ms); 0 of 1 up: no member to send to.']);
+  t.deepEqual(lines, ['error Backend app member 10.0.0.1:8080 is down (connection refused; 3 failures within 1000 ms); 1 of 2 up.']);
   t.is(pool.pick(), null, 'nobody to send to');
 });
 
@@ -249,9 +251,17 @@ test('counters: active, total, failures, bytes', (t) => {
 });
 
 test('an IPv6 member is named as [addr]:port in the log', (t) => {
-  const { pool, lines } = setup([spec('[::1]:5432')], { name: 'db' } as Partial<PoolOptions>);
+  const { pool, lines } = setup([spec('[::1]:5432'), spec('[::1]:5433')], { name: 'db' } as Partial<PoolOptions>);
   pool.failed(pool.pick()!, 'ECONNREFUSED');
-  t.deepEqual(lines, ['error Backend db member [::1]:5432 is down (connection refused); 0 of 1 up: no member to send to.']);
+  t.deepEqual(lines, ['error Backend db member [::1]:5432 is down (connection refused); 1 of 2 up.']);
+});
+
+test('the only member of a pool is never taken out by failed connects (as nginx)', (t) => {
+  const { pool, lines } = setup([spec(A)], { maxFails: 1 });
+  for (let i = 0; i < 5; i++) pool.failed(pool.pick()!, 'ECONNREFUSED');
+  t.is(pool.members[0].state, UP);
+  t.is(pool.members[0].failures, 5);
+  t.deepEqual(lines, []);
 });
 
 test('bad pool settings are one clear error', (t) => {

@@ -213,7 +213,8 @@ test('a backend that answers something other than HTTP fails the HTTP check', as
 test('with checks on, a passive failure marks a member down and the checks bring it back after rise passes', async (t) => {
   const server = net.createServer((s) => s.destroy());
   const port = await listenOn(t, server);
-  const { reactor, pool, checker } = setupChecker(t, 'level', 'observe', [port], { interval: 50, timeout: 50, rise: 3, fall: 3 });
+  const other = await listenOn(t, net.createServer((s) => s.destroy()));
+  const { reactor, pool, checker } = setupChecker(t, 'level', 'observe', [port, other], { interval: 50, timeout: 50, rise: 3, fall: 3 });
   const m = pool.members[0];
   await until(reactor, () => m.checkSuccesses >= 1, 'a passed check');
   const rounds = checker.rounds;
@@ -223,8 +224,8 @@ test('with checks on, a passive failure marks a member down and the checks bring
   await until(reactor, () => m.state === UP, 'the checks to bring it back');
   t.true(checker.rounds - rounds >= 3, `back after ${checker.rounds - rounds} rounds, at least rise = 3`);
   t.deepEqual(poolLines('observe'), [
-    `Backend observe member 127.0.0.1:${port} is down (connection reset); 0 of 1 up: no member to send to.`,
-    `Backend observe member 127.0.0.1:${port} is up; 1 of 1 up.`,
+    `Backend observe member 127.0.0.1:${port} is down (connection reset); 1 of 2 up.`,
+    `Backend observe member 127.0.0.1:${port} is up; 2 of 2 up.`,
   ]);
 });
 

@@ -10,8 +10,9 @@
 // maxConnections go by that count). A retry passes the members already tried
 // for this client in `tried`, so it never goes to the same one twice.
 //
-// Health. Passive (always on unless maxFails = 0): maxFails failed connects
-// within failTimeout ms mark a member down. Without active checks it is tried
+// Health. Passive (always on unless maxFails = 0, and not for the only
+// member of a pool): maxFails failed connects within failTimeout ms mark a
+// member down. Without active checks it is tried
 // again after failTimeout ms (nginx's max_fails/fail_timeout). With active
 // checks (checker.ts) only the checks bring it back, after `rise` passed
 // checks in a row, and `fall` failed checks in a row take it down too
@@ -47,6 +48,8 @@ export interface PoolOptions {
   failTimeout?: number;
   /** Milliseconds over which a member that comes up or joins ramps to its full weight (default 0: at once). */
   slowStart?: number;
+  /** Other members tried, for one client, after a failed connect (default 2). */
+  retries?: number;
   clock: Clock;
   /** Uniform in [0, 1) for balance = "random"; default Math.random. */
   random?: () => number;
@@ -72,6 +75,7 @@ export class Pool {
   readonly maxFails: number;
   readonly failTimeout: number;
   readonly slowStart: number;
+  readonly retries: number;
   /** Every member, primaries and backups, in config order. */
   readonly members: Member[] = [];
   /** Members up, of all, and of the primaries. */
@@ -97,7 +101,8 @@ export class Pool {
     this.maxFails = options.maxFails ?? 1;
     this.failTimeout = options.failTimeout ?? 10000;
     this.slowStart = options.slowStart ?? 0;
-    for (const [key, value] of [['maxFails', this.maxFails], ['failTimeout', this.failTimeout], ['slowStart', this.slowStart]] as const) {
+    this.retries = options.retries ?? 2;
+    for (const [key, value] of [['maxFails', this.maxFails], ['failTimeout', this.failTimeout], ['slowStart', this.slowStart], ['retries', this.retries]] as const) {
       if (!Number.isInteger(value) || value < 0) throw new Error(`pool ${this.name}: ${key} must be a whole number >= 0, not ${value}`);
     }
     this.clock = options.clock;
@@ -143,7 +148,9 @@ export class Pool {
   failed(m: Member, reason: string): void {
     if (m.active > 0) m.active--;
     m.failures++;
-    if (this.maxFails === 0 || m.state !== UP) return;
+    // As nginx: the only member of a pool is never taken out by failures -
+    // there is nowhere else to send its clients (active checks still can).
+    if (this.maxFails === 0 || m.state !== UP || this.members.length === 1) return;
     const now = this.clock.now;
     if (m.failCount === 0 || now - m.firstFailAt >= this.failTimeout) {
       m.failCount = 0;
