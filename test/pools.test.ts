@@ -4,7 +4,8 @@ import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as libc from '../ffi/libc';
-import { bothModes, listen, spawnProcess, RSP, startRsp, tempFile, type RunningProcess } from './helpers';
+import { bothModes, listen, RSP, startRsp, tempFile } from './helpers';
+import { startRspLua } from './lua';
 import { refusingPort } from './sockets';
 
 /** A backend that answers every connection with its name and closes; counts what it served and what is open. */
@@ -70,13 +71,7 @@ function run(t: ExecutionContext, args: string[], limitMs = 20000): Promise<{ co
 }
 
 /** rsp with a config written verbatim (tables need Lua, not key = value pairs). */
-async function rspWith(t: ExecutionContext, config: string, extraArgs: string[] = []): Promise<RunningProcess> {
-  const file = tempFile(t, 'rsp.lua', config);
-  const p = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', ...extraArgs, file]);
-  const line = await p.waitFor(/Listening on ports? [\d, ]+\./);
-  const port = Number(/Listening on ports? (\d+)/.exec(line)![1]);
-  return { ...p, port };
-}
+const rspWith = startRspLua;
 
 function count(answers: string[]): Record<string, number> {
   const c: Record<string, number> = {};
