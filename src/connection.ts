@@ -413,10 +413,18 @@ export class Connection implements Handler {
         this.lastActive = this.reactor.now;
         this.owner.onData(this, buf, n);
         if (!this.reading) return;
-        if (n < buf.length && (this.urgent || this.errorSeen)) {
-          // read() stops at an urgent mark, and after a reset it returns
-          // what is left before the error: neither short read is the end.
-          if (trace.on) trace.line(2, `short read with ${this.urgent ? 'urgent data pending (EPOLLPRI)' : 'an error pending (EPOLLERR)'}: maybe not empty, reading on`);
+        // read() stops at an urgent mark (SIOCATMARK then says so), and
+        // after a reset it returns what is left before the error: neither
+        // short read is the end, nor proof the queue is empty.
+        if (n < buf.length && this.urgent) {
+          if (this.atUrgentMark()) {
+            if (trace.on) trace.line(2, `short read at the urgent mark: not empty${budget === 1 ? ', epoll will report the rest' : ', reading on'}`);
+            continue;
+          }
+          this.urgent = false; // past the mark: a short read means what it always means
+        }
+        if (n < buf.length && this.errorSeen) {
+          if (trace.on) trace.line(2, `short read with an error pending (EPOLLERR): not the end${budget === 1 ? ', epoll will report the rest' : ', reading on'}`);
           continue;
         }
         if (n < buf.length && rdhup) {
@@ -458,6 +466,14 @@ export class Connection implements Handler {
     // have its turn first, then carry on (no new edge would wake us).
     if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list for the next turn, after the others`);
     this.reactor.defer(this, EPOLLIN);
+  }
+
+  /** SIOCATMARK: is the next byte to read the urgent mark? (Asked only after EPOLLPRI.) */
+  private atUrgentMark(): boolean {
+    const r = libc.ioctlInt(this.fd, libc.SIOCATMARK, ioctlValue);
+    this.reactor.counters.otherCalls++;
+    if (trace.on) trace.line(2, `ioctl(${this.fd}, SIOCATMARK) = ${r < 0 ? result(r) : `0: ${ioctlValue.readInt32LE(0) === 1 ? 'at the mark' : 'not at the mark'}`}`);
+    return r < 0 || ioctlValue.readInt32LE(0) === 1;
   }
 
   /** The peer's FIN: no more reading; the owner decides what it means. */
