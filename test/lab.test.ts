@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import * as lab from '../scripts/lab';
 
 const ROOT = path.join(__dirname, '..', '..');
-const LAB = path.join(ROOT, 'dist', 'scripts', 'lab.js');
+const LAB = path.join(ROOT, 'dist', 'scripts', 'lab', 'cli.js');
 
 /**
  * Shorter than --quick. Timeouts that end a wait early when the expected
