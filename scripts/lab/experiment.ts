@@ -24,6 +24,10 @@ export interface LabRow {
   counters: RspCounters;
   /** Set when the row could not be measured (result and explanation say why). */
   failed?: boolean;
+  /** Lines of rsp's trace (or of the experiment's own) that the explanation quotes. */
+  trace?: string[];
+  /** What the row measures when it is not rsp (a raw epoll set): the settings column says this instead. */
+  subject?: string;
 }
 
 /** One row to run: its mode and settings are known before it runs (for a row that fails). */

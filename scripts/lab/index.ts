@@ -24,6 +24,7 @@ import { experiment as fairness } from './experiments/fairness';
 import { experiment as acceptOnce } from './experiments/accept-once';
 import { experiment as readOnce } from './experiments/read-once';
 import { experiment as wakeups } from './experiments/wakeups';
+import { experiment as urgent } from './experiments/urgent';
 
 /** In the order they run and appear in the table. */
 export const EXPERIMENTS: readonly Experiment[] = [
@@ -33,6 +34,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   acceptOnce,
   readOnce,
   wakeups,
+  urgent,
 ];
 
 /** Run the selected experiments one after another; `progress` gets a line per row. */
@@ -73,3 +75,4 @@ export { fairness } from './experiments/fairness';
 export { acceptOnce } from './experiments/accept-once';
 export { readOnce } from './experiments/read-once';
 export { epolloutCost, rdhupCost } from './experiments/wakeups';
+export { backendTrace, urgentData } from './experiments/urgent';

@@ -28,7 +28,8 @@ export function ordinal(n: number): string {
   return `${n}${s}`;
 }
 
-export function settingsText(row: Pick<LabRow, 'settings'>): string {
+export function settingsText(row: Pick<LabRow, 'settings' | 'subject'>): string {
+  if (row.subject !== undefined) return row.subject;
   const entries = Object.entries(row.settings);
   return entries.length === 0 ? 'defaults' : entries.map(([k, v]) => `${k}=${typeof v === 'string' ? v : String(v)}`).join(' ');
 }
