@@ -25,6 +25,7 @@ import { experiment as acceptOnce } from './experiments/accept-once';
 import { experiment as readOnce } from './experiments/read-once';
 import { experiment as wakeups } from './experiments/wakeups';
 import { experiment as urgent } from './experiments/urgent';
+import { experiment as dupTrap } from './experiments/dup-trap';
 
 /** In the order they run and appear in the table. */
 export const EXPERIMENTS: readonly Experiment[] = [
@@ -35,6 +36,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   readOnce,
   wakeups,
   urgent,
+  dupTrap,
 ];
 
 /** Run the selected experiments one after another; `progress` gets a line per row. */
@@ -76,3 +78,4 @@ export { acceptOnce } from './experiments/accept-once';
 export { readOnce } from './experiments/read-once';
 export { epolloutCost, rdhupCost } from './experiments/wakeups';
 export { backendTrace, urgentData } from './experiments/urgent';
+export { dupTrap } from './experiments/dup-trap';
