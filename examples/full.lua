@@ -18,7 +18,7 @@ connectTimeout = 5000      -- milliseconds
 
 -- Knobs for experimenting with epoll; the defaults are the safe choices.
 trace = false
-readPolicy = "drain"       -- or "eagain", "once"
+readPolicy = "auto"       -- or "drain", "eagain", "once"
 acceptPolicy = "drain"     -- or "once"
 epolloutPolicy = "auto"    -- or "queued", "always"
 rdhup = true

@@ -38,6 +38,7 @@ export const write: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('lo
 export const close: Fn<[fd: number]> = libc.func('int close(int)');
 export const dup: Fn<[fd: number]> = libc.func('int dup(int)');
 export const recv: Fn<[fd: number, buf: Buffer, count: number, flags: number]> = libc.func('long recv(int, void *, unsigned long, int)');
+export const send: Fn<[fd: number, buf: Buffer, count: number, flags: number]> = libc.func('long send(int, const void *, unsigned long, int)');
 const ioctl_raw = libc.func('int ioctl(int, unsigned long, ...)');
 /** ioctl(fd, request, &int): for the requests that fill in one int (SIOCOUTQ, SIOCATMARK, FIONREAD). */
 export function ioctlInt(fd: number, request: number, out: Buffer): number {

@@ -27,7 +27,7 @@ export interface Config {
   lowWaterMark: number;
   connectTimeout: number;
   idleTimeout: number;
-  readPolicy: 'drain' | 'eagain' | 'once';
+  readPolicy: 'auto' | 'drain' | 'eagain' | 'once';
   acceptPolicy: 'drain' | 'once';
   epolloutPolicy: 'auto' | 'queued' | 'always';
   rdhup: boolean;
@@ -68,7 +68,7 @@ export const OPTIONS: Option[] = [
   { name: 'highWaterMark', kind: { type: 'int', min: 1, max: 1 << 30 }, default: MiB, doc: 'Bytes queued for one connection before rsp stops reading from its peer (backpressure).' },
   { name: 'lowWaterMark', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 256 * 1024, doc: 'Queued bytes at which reading from the peer starts again. Must be below highWaterMark.' },
   { name: 'trace', kind: { type: 'bool' }, default: false, doc: 'Print every epoll_wait, event and system call as it happens (also `rsp --trace`). For watching epoll, not for production.' },
-  { name: 'readPolicy', kind: { type: 'enum', values: ['drain', 'eagain', 'once'] }, default: 'drain', doc: 'Edge mode: "drain" reads until EAGAIN or a short read (a stream socket is empty after a short read: epoll(7)), within readBudget. "eagain" reads until EAGAIN, always one read more. "once" reads once per event and waits for epoll: an experiment, it stalls edge-triggered connections. Level mode reads once per event whatever this says.' },
+  { name: 'readPolicy', kind: { type: 'enum', values: ['auto', 'drain', 'eagain', 'once'] }, default: 'auto', doc: '"drain" reads until EAGAIN or a short read (a stream socket is empty after a short read: epoll(7); not at a TCP urgent mark, nor after EPOLLERR), within readBudget. "eagain" reads until EAGAIN, always one read more. "once" reads once per event and waits for epoll: level mode then hears again, edge mode stalls (an experiment). "auto": once for level, drain for edge.' },
   { name: 'acceptPolicy', kind: { type: 'enum', values: ['drain', 'once'] }, default: 'drain', doc: '"drain" accepts until EAGAIN (within acceptBudget). "once" accepts one connection per event: an experiment, edge mode then strands connections in the backlog.' },
   { name: 'epolloutPolicy', kind: { type: 'enum', values: ['auto', 'queued', 'always'] }, default: 'auto', doc: 'When EPOLLOUT is registered: "queued" only while bytes are queued, "always" for the connection\'s life (free in edge mode, a wake-up per turn in level mode). "auto": queued for level, always for edge.' },
   { name: 'rdhup', kind: { type: 'bool' }, default: true, doc: 'Register EPOLLRDHUP and treat a short read with it as the end of the stream, saving the read() that returns 0.' },

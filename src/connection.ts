@@ -6,7 +6,18 @@
 // did not take (EAGAIN or a short write) is copied into the write queue, and
 // EPOLLOUT is asked for only while something is queued.
 // Closing: close() waits for the queue to flush (the C version's "close
-// marker"); end() flushes and then shuts down our sending half only.
+// marker"); end() flushes and then shuts down our sending half only;
+// reset() flushes, waits until the peer's kernel has every byte, then closes
+// with SO_LINGER 0 so that the peer sees ECONNRESET: a stream that was cut
+// (its other half reset, an idle timeout, no backend) never ends with a FIN
+// that would make it look complete.
+//
+// Urgent data (MSG_OOB). rsp drops the urgent byte, as a receiver that does
+// not ask for it does (SO_OOBINLINE is off): the client sees exactly the
+// stream it would see from the backend directly. But read() stops at the
+// urgent mark, so there a short read does NOT mean the receive queue is empty;
+// EPOLLPRI (registered with EPOLLIN) says a mark is pending, and until a read
+// gets EAGAIN or the end, short reads are not taken as drained or ended.
 //
 // A connection knows nothing of its peer: the owner (proxy.ts) ties two of them.
 import * as libc from '../ffi/libc';
@@ -14,7 +25,7 @@ import type { Handler, Reactor, Timer } from './reactor';
 import { logError } from './log';
 import { result, trace } from './trace';
 
-const { EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP, EAGAIN, EINTR } = libc;
+const { EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP, EAGAIN, EINTR } = libc;
 
 export interface ConnectionOwner {
   /** A non-blocking connect() finished. */
@@ -38,9 +49,9 @@ export interface ConnectionSettings {
   readBudget: number;
   /** Bytes asked for by each read(): the size of the shared read buffer. */
   readSize: number;
-  /** One read() per event and no more until epoll reports again (an experiment: stalls in edge mode). */
+  /** One read() per event and no more until epoll reports again (level mode's default; in edge mode an experiment that stalls). */
   readOnce: boolean;
-  /** Edge mode: keep reading after a short read, until EAGAIN (the strict textbook rule). */
+  /** Keep reading after a short read, until EAGAIN (the strict textbook rule). */
   readToEagain: boolean;
   /** Keep EPOLLOUT registered all the time instead of only while something is queued. */
   outAlways: boolean;
@@ -62,6 +73,13 @@ const CHUNK_SIZE = 16 * 1024;
 
 const soErrorValue = Buffer.alloc(4);
 const soErrorLength = Buffer.alloc(4);
+const ioctlValue = Buffer.alloc(4);
+/** struct linger { l_onoff = 1, l_linger = 0 }: close() sends a reset. */
+const lingerZero = Buffer.alloc(8);
+lingerZero.writeInt32LE(1, 0);
+
+/** How long to wait between looks at the send queue before a reset (doubling up to the last). */
+const RESET_POLL_MS = [1, 2, 5, 10, 20, 50, 100];
 
 /** The pending error of a socket (getsockopt SO_ERROR), e.g. after EPOLLERR or a failed connect. */
 export function socketError(fd: number): number {
@@ -79,7 +97,15 @@ export class Connection implements Handler {
   private reading = true; // false once paused, ended or closing
   private paused = false;
   private readEnded = false;
-  private peerShutdown = false; // EPOLLRDHUP seen: the peer's FIN has arrived
+  private peerShutdown = false; // EPOLLRDHUP seen (without EPOLLERR): the peer's FIN has arrived
+  private urgent = false; // EPOLLPRI seen: a short read may have stopped at the urgent mark
+  private errorSeen = false; // EPOLLERR seen: reads end with the error, not with a FIN
+  private resetting = false; // reset(): close with SO_LINGER 0 once the peer has everything
+  private resetTimer: Timer | null = null;
+  private resetPolls = 0;
+  private unacked = 0;
+  /** SIOCOUTQ at the idle sweep's last look (-1: not looked yet). */
+  private lastSendQueue = -1;
   private writeEnded = false; // end() or close() called: no more writes accepted
   private shutdownPending = false;
   private closePending = false;
@@ -92,8 +118,8 @@ export class Connection implements Handler {
   private first = 0; // index of the oldest chunk still queued
   private queuedBytes = 0;
   private connectTimer: Timer | null = null;
-  /** reactor.now when bytes last arrived (for the idle timeout). */
-  lastRead: number;
+  /** reactor.now when bytes last moved in either direction (for the idle timeout). */
+  lastActive: number;
 
   constructor(
     private readonly reactor: Reactor,
@@ -103,7 +129,7 @@ export class Connection implements Handler {
     connecting = false,
   ) {
     this.connecting = connecting;
-    this.lastRead = reactor.now;
+    this.lastActive = reactor.now;
     if (readBuffer.length !== settings.readSize) readBuffer = Buffer.allocUnsafe(settings.readSize);
     this.updateInterest();
   }
@@ -121,6 +147,22 @@ export class Connection implements Handler {
     return this.connecting;
   }
 
+  /**
+   * For the idle timeout: has the kernel sent on any of our bytes since the
+   * last look? With large socket buffers a slow reader can take many seconds
+   * to take what was written in one go, and that is progress too.
+   */
+  sendQueueMoved(): boolean {
+    if (this.closed || this.connecting) return false;
+    const r = libc.ioctlInt(this.fd, libc.SIOCOUTQ, ioctlValue);
+    this.reactor.counters.otherCalls++;
+    const queued = r < 0 ? 0 : ioctlValue.readInt32LE(0);
+    const moved = this.lastSendQueue >= 0 && queued < this.lastSendQueue;
+    this.lastSendQueue = queued;
+    if (moved) this.lastActive = this.reactor.now;
+    return moved;
+  }
+
   /** Fail the connect if it has not finished within `ms`. */
   connectTimeout(ms: number): void {
     if (this.connecting && ms > 0) this.connectTimer = this.reactor.after(ms, () => this.destroy('ETIMEDOUT'));
@@ -128,8 +170,14 @@ export class Connection implements Handler {
 
   handle(events: number): void {
     // Remembered, not just read off this event: a handler called again from
-    // the ready list gets only the events it asked for.
-    if ((events & EPOLLRDHUP) !== 0) this.peerShutdown = true;
+    // the ready list gets only the events it asked for. A reset raises
+    // EPOLLRDHUP too, together with EPOLLERR: that is no FIN.
+    if ((events & EPOLLERR) !== 0) this.errorSeen = true;
+    else if ((events & EPOLLRDHUP) !== 0) this.peerShutdown = true;
+    if ((events & EPOLLPRI) !== 0 && !this.urgent) {
+      this.urgent = true;
+      this.reactor.counters.urgentMarks++;
+    }
     if (this.connecting) {
       this.finishConnect(events);
       if (this.connecting || this.closed) return;
@@ -141,17 +189,29 @@ export class Connection implements Handler {
       this.flush();
       if (this.closed) return;
     }
-    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) === 0) return;
+    if ((events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) === 0) return;
     if (this.reading) {
       this.readSome();
-    } else if (trace.on && (events & (EPOLLERR | EPOLLHUP)) === 0) {
-      trace.line(2, this.paused ? 'not reading (its peer has too much queued): ignored for now' : 'not reading any more: ignored');
+    } else if ((events & (EPOLLERR | EPOLLHUP)) === 0) {
+      if (trace.on) trace.line(2, this.paused ? 'not reading (its peer has too much queued): ignored for now' : 'not reading any more: ignored');
+    } else if (this.paused && !this.closePending) {
+      // Paused by backpressure: what the peer sent before its FIN or reset
+      // is still in the receive queue and is owed to the other side; read()
+      // will return it, then 0 or the error. Level-triggered epoll reports
+      // HUP and ERR even with an empty mask, so leave the epoll set instead
+      // of spinning on it (the error stays pending: SO_ERROR is not read).
+      if (!this.reactor.edge && this.queuedBytes === 0) {
+        if (trace.on) trace.line(2, 'not reading and EPOLLHUP/EPOLLERR: leave the epoll set until reading again');
+        this.reactor.remove(this, false);
+        this.registered = false;
+      }
+    } else if (this.resetting) {
+      // The peer is gone: nothing left to wait for before the reset.
+      this.destroy(this.closeCause);
     } else if ((events & EPOLLERR) !== 0) {
-      this.destroy(libc.errnoName(socketError(this.fd)));
-    } else if ((events & EPOLLHUP) !== 0 && !this.reactor.edge && this.queuedBytes === 0) {
-      // Level-triggered epoll reports HUP even with an empty mask: while we
-      // are not reading, leave the epoll set instead of spinning on it.
-      if (trace.on) trace.line(2, 'not reading and EPOLLHUP: leave the epoll set until reading again');
+      this.destroy(libc.errnoName(socketError(this.fd) || libc.ECONNRESET));
+    } else if (!this.reactor.edge && this.queuedBytes === 0 && this.registered) {
+      if (trace.on) trace.line(2, 'not reading and EPOLLHUP: leave the epoll set');
       this.reactor.remove(this, false);
       this.registered = false;
     }
@@ -161,7 +221,7 @@ export class Connection implements Handler {
     // A bug, not a network event: say so, and drop only this connection.
     const message = error instanceof Error ? error.message : String(error);
     logError(`internal error on fd ${this.fd} (${this.label}): ${message}`);
-    this.destroy('internal error');
+    this.resetNow('internal error');
   }
 
   /** connection_write: send now if possible, queue the rest. */
@@ -175,12 +235,14 @@ export class Connection implements Handler {
       if (trace.on) trace.line(2, `write(${this.fd}) = ${result(n)}${n >= 0 && n < length ? ` of ${length} (queued ${length - n})` : ''}`);
       if (n === length) {
         counters.bytesWritten += n;
+        this.lastActive = this.reactor.now;
         return;
       }
       if (n >= 0) {
         written = n;
         counters.bytesWritten += n;
         counters.shortWrites++;
+        if (n > 0) this.lastActive = this.reactor.now;
       } else {
         const err = libc.errno();
         if (err !== EAGAIN && err !== EINTR) {
@@ -215,6 +277,42 @@ export class Connection implements Handler {
     this.updateInterest();
   }
 
+  /**
+   * An abnormal end that the peer must see as one: stop reading, flush what
+   * is queued, wait until the peer's kernel has acknowledged every byte
+   * (SIOCOUTQ = 0), then close with SO_LINGER 0, which sends a reset.
+   */
+  reset(cause: string): void {
+    if (this.closed) return;
+    if (this.resetting) return;
+    this.reading = false;
+    this.paused = false;
+    this.writeEnded = true;
+    this.shutdownPending = false;
+    this.closeCause = cause;
+    this.resetting = true;
+    if (this.connecting) {
+      this.destroy(cause); // nothing was sent: a plain close is already an abort
+      return;
+    }
+    if (this.queuedBytes > 0) {
+      this.closePending = true;
+      this.updateInterest();
+      return;
+    }
+    this.updateInterest();
+    this.resetWhenSent();
+  }
+
+  /** Close with a reset at once: queued bytes, and any the kernel still holds, are dropped. */
+  resetNow(cause: string): void {
+    if (this.closed) return;
+    const r = libc.setsockopt(this.fd, libc.SOL_SOCKET, libc.SO_LINGER, lingerZero, 8);
+    this.reactor.counters.otherCalls++;
+    if (trace.on) trace.line(2, `setsockopt(${this.fd}, SO_LINGER, {1, 0}) = ${result(r)}: close() sends a reset`);
+    this.destroy(cause);
+  }
+
   /** Backpressure: stop reading until resumeReading(). */
   pauseReading(): void {
     if (!this.reading) return;
@@ -246,6 +344,7 @@ export class Connection implements Handler {
     this.closed = true;
     this.reading = false;
     if (this.connectTimer !== null) this.connectTimer.cancel();
+    if (this.resetTimer !== null) this.resetTimer.cancel();
     if (this.registered) this.reactor.remove(this, true);
     this.registered = false;
     const r = libc.close(this.fd);
@@ -286,9 +385,9 @@ export class Connection implements Handler {
     const counters = this.reactor.counters;
     const edge = this.reactor.edge;
     const { rdhup, readOnce, readToEagain } = this.settings;
-    // Level-triggered, or readOnce: one read per event; epoll will report
+    // readOnce (level mode's default): one read per event; epoll will report
     // again if more is waiting (level) - or never (edge: the experiment).
-    const budget = !edge || readOnce ? 1 : this.settings.readBudget || Infinity;
+    const budget = readOnce ? 1 : this.settings.readBudget || Infinity;
     const buf = readBuffer;
     for (let turn = 0; turn < budget; turn++) {
       const n = libc.read(this.fd, buf, buf.length);
@@ -296,9 +395,15 @@ export class Connection implements Handler {
       if (trace.on) trace.line(2, `read(${this.fd}) = ${result(n)}`);
       if (n > 0) {
         counters.bytesRead += n;
-        this.lastRead = this.reactor.now;
+        this.lastActive = this.reactor.now;
         this.owner.onData(this, buf, n);
         if (!this.reading) return;
+        if (n < buf.length && (this.urgent || this.errorSeen)) {
+          // read() stops at an urgent mark, and after a reset it returns
+          // what is left before the error: neither short read is the end.
+          if (trace.on) trace.line(2, `short read with ${this.urgent ? 'urgent data pending (EPOLLPRI)' : 'an error pending (EPOLLERR)'}: maybe not empty, reading on`);
+          continue;
+        }
         if (n < buf.length && rdhup) {
           // A short read from a stream socket means its receive queue is
           // empty (epoll(7)). If the FIN has arrived (EPOLLRDHUP), this was
@@ -317,19 +422,21 @@ export class Connection implements Handler {
         continue;
       }
       if (n === 0) {
+        this.urgent = false;
         this.ended();
         return;
       }
       const err = libc.errno();
       if (err === EAGAIN) {
         counters.readsEagain++;
+        this.urgent = false;
         return;
       }
       if (err === EINTR) continue;
       this.destroy(libc.errnoName(err));
       return;
     }
-    if (!edge || this.settings.readOnce) return;
+    if (!edge || readOnce) return;
     // Edge-triggered and still not drained: let every other ready connection
     // have its turn first, then carry on (no new edge would wake us).
     if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list for the next turn, after the others`);
@@ -383,6 +490,7 @@ export class Connection implements Handler {
       }
       counters.bytesWritten += n;
       this.queuedBytes -= n;
+      if (n > 0) this.lastActive = this.reactor.now;
       if (n < length) {
         counters.shortWrites++;
         chunk.start += n;
@@ -399,7 +507,8 @@ export class Connection implements Handler {
     }
     if (this.queuedBytes === 0) {
       if (this.closePending) {
-        this.destroy(this.closeCause);
+        if (this.resetting) this.resetWhenSent();
+        else this.destroy(this.closeCause);
         return;
       }
       if (this.shutdownPending) this.shutdownNow();
@@ -410,6 +519,29 @@ export class Connection implements Handler {
       if (this.closed) return;
     }
     this.updateInterest();
+  }
+
+  /**
+   * reset(), once our own queue is empty: the kernel may still hold bytes
+   * the peer has not acknowledged, and a reset now would drop them. There is
+   * no epoll event for "acknowledged", so look again after a short while.
+   */
+  private resetWhenSent(): void {
+    this.resetTimer = null;
+    if (this.closed) return;
+    const r = libc.ioctlInt(this.fd, libc.SIOCOUTQ, ioctlValue);
+    this.reactor.counters.otherCalls++;
+    const unacked = r < 0 ? 0 : ioctlValue.readInt32LE(0);
+    if (trace.on) trace.line(2, `ioctl(${this.fd}, SIOCOUTQ) = ${r < 0 ? result(r) : `0: ${unacked} bytes not yet acknowledged`}`);
+    if (unacked <= 0) {
+      this.resetNow(this.closeCause);
+      return;
+    }
+    // Still moving: that is activity, as far as the idle timeout goes.
+    if (this.resetPolls > 0 && unacked < this.unacked) this.lastActive = this.reactor.now;
+    this.unacked = unacked;
+    const wait = RESET_POLL_MS[Math.min(this.resetPolls++, RESET_POLL_MS.length - 1)];
+    this.resetTimer = this.reactor.after(wait, () => this.resetWhenSent());
   }
 
   private shutdownNow(): void {
@@ -437,7 +569,8 @@ export class Connection implements Handler {
     const rdhup = this.settings.rdhup ? EPOLLRDHUP : 0;
     let mask = 0;
     // Edge: EPOLLIN stays registered even while paused (a flag does it, no epoll_ctl).
-    if (this.reactor.edge || this.reading) mask |= EPOLLIN | rdhup;
+    // EPOLLPRI with EPOLLIN: it says a short read may have stopped at an urgent mark.
+    if (this.reactor.edge || this.reading) mask |= EPOLLIN | EPOLLPRI | rdhup;
     if (this.connecting || this.queuedBytes > 0 || this.settings.outAlways) mask |= EPOLLOUT;
     if (!this.registered) {
       if (mask === 0) return; // see handle(): left the set after a HUP

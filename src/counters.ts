@@ -20,6 +20,8 @@ export class Counters {
   bytesWritten = 0;
   bytesQueued = 0;
   peakQueue = 0;
+  /** EPOLLPRI: urgent marks met in a stream (the urgent byte itself is dropped). */
+  urgentMarks = 0;
   accepts = 0;
   acceptCalls = 0;
   connects = 0;
@@ -46,7 +48,7 @@ export function describeCounters(c: Counters): string[] {
   return [
     `counters: epoll_wait calls=${c.waits} events=${c.events} events-per-wait=${perWait} max-events-per-wait=${c.maxBatch} stale-events=${c.staleEvents} deferred=${c.deferred}`,
     `counters: epoll_ctl add=${c.ctlAdd} mod=${c.ctlMod} del=${c.ctlDel}`,
-    `counters: io reads=${c.reads} reads-eagain=${c.readsEagain} writes=${c.writes} short-writes=${c.shortWrites} bytes-read=${c.bytesRead} bytes-written=${c.bytesWritten} bytes-queued=${c.bytesQueued} peak-queue=${c.peakQueue}`,
+    `counters: io reads=${c.reads} reads-eagain=${c.readsEagain} writes=${c.writes} short-writes=${c.shortWrites} bytes-read=${c.bytesRead} bytes-written=${c.bytesWritten} bytes-queued=${c.bytesQueued} peak-queue=${c.peakQueue} urgent-marks=${c.urgentMarks}`,
     `counters: connections accepts=${c.accepts} accept-calls=${c.acceptCalls} connects=${c.connects} other-calls=${c.otherCalls} syscalls=${syscalls(c)}`,
     `counters: closes ${closes || 'none'}`,
   ];

@@ -34,21 +34,59 @@ export function logError(message: string): void {
   sink('error', `${timestamp()} ${message}`);
 }
 
-const limited = new Map<string, { at: number; suppressed: number }>();
-
 /**
- * logError, at most once a second for each `kind` (a dead backend fails
- * every client): the lines in between are counted, and the count goes on the
- * next line of that kind.
+ * Error lines that can come in floods (a dead backend fails every client):
+ * at most one a second for each `kind`. The lines in between are counted,
+ * and once that second is over the last of them is logged with the count of
+ * the others, so a burst never ends without its tally. The caller's
+ * `schedule` runs the follow-up (a worker's own event loop does not turn
+ * while its reactor runs: it passes a reactor timer).
  */
-export function logErrorLimited(kind: string, message: string): void {
-  const now = Date.now();
-  const last = limited.get(kind);
-  if (last !== undefined && now - last.at < 1000) {
-    last.suppressed++;
-    return;
+export class LimitedLog {
+  private readonly kinds = new Map<string, { at: number; suppressed: number; last: string }>();
+  private armed = false;
+
+  constructor(private readonly schedule: (ms: number, run: () => void) => void) {}
+
+  error(kind: string, message: string, now = Date.now()): void {
+    const state = this.kinds.get(kind);
+    if (state !== undefined && now - state.at < 1000) {
+      state.suppressed++;
+      state.last = message;
+      this.arm(1000 - (now - state.at));
+      return;
+    }
+    this.kinds.set(kind, { at: now, suppressed: 0, last: message });
+    logError(message);
   }
-  const more = last !== undefined && last.suppressed > 0 ? ` (and ${last.suppressed} more like it since the last one)` : '';
-  limited.set(kind, { at: now, suppressed: 0 });
-  logError(message + more);
+
+  /** Log the held-back tally of every kind whose second is over. */
+  flush(now = Date.now()): void {
+    let next = Infinity;
+    for (const [kind, state] of this.kinds) {
+      const age = now - state.at;
+      if (state.suppressed === 0) {
+        if (age >= 1000) this.kinds.delete(kind);
+        continue;
+      }
+      if (age < 1000) {
+        next = Math.min(next, 1000 - age);
+        continue;
+      }
+      const others = state.suppressed - 1;
+      logError(others > 0 ? `${state.last} (and ${others} more like it since the last one)` : state.last);
+      state.at = now;
+      state.suppressed = 0;
+    }
+    if (next !== Infinity) this.arm(next);
+  }
+
+  private arm(ms: number): void {
+    if (this.armed) return;
+    this.armed = true;
+    this.schedule(Math.max(1, ms), () => {
+      this.armed = false;
+      this.flush();
+    });
+  }
 }

@@ -6,16 +6,19 @@
 //    stop reading this side until that queue is down to lowWater;
 //  - half-close: EOF from one side becomes shutdown(SHUT_WR) on the other once
 //    its queue is flushed; the other direction carries on until it ends too;
-//  - an error on the client drops the backend; an error on the backend
-//    flushes what the client is owed and closes it.
+//  - an orderly end stays orderly: the backend's close after both halves
+//    ended closes the client once it has everything;
+//  - an abnormal end on one side (a reset, an error, no backend, the idle
+//    timeout) reaches the other side as a reset, after the bytes that came
+//    before it: a cut stream must look cut, never complete.
 //
 // The backend is not chosen here. TCP mode connects as soon as the client is
 // accepted; an HTTP mode can read a request head first, then call connect(),
 // and detach() / connect() again per request on a keep-alive connection.
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
-import { logErrorLimited } from './log';
+import type { LimitedLog } from './log';
 import { describePeer, startConnect } from './netutils';
-import type { IdleSweeper, Idler } from './idle';
+import type { Pairing, Pairings } from './pairings';
 import type { Reactor } from './reactor';
 import { SysError } from '../ffi/libc';
 import { trace } from './trace';
@@ -34,7 +37,9 @@ export interface BackendPicker {
 
 export interface ProxyContext {
   reactor: Reactor;
-  idle: IdleSweeper;
+  pairings: Pairings;
+  /** Where connect failures are logged, at most once a second per backend and reason. */
+  errors: LimitedLog;
   settings: ConnectionSettings;
   /** Name connections by their addresses (costs a getpeername per client). */
   tracing: boolean;
@@ -42,11 +47,12 @@ export interface ProxyContext {
   connectTimeout: number;
 }
 
-export class Proxy implements ConnectionOwner, Idler {
+export class Proxy implements ConnectionOwner, Pairing {
   readonly client: Connection;
   backend: Connection | null = null;
   private target: Backend | null = null;
-  private closingIdle = false;
+  /** resetBoth() is closing both sides itself: no cascade in onClose. */
+  private cutting = false;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -54,18 +60,23 @@ export class Proxy implements ConnectionOwner, Idler {
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
     if (ctx.tracing) this.client.label = `client ${describePeer(clientFd)}`;
-    ctx.idle.add(this);
+    ctx.pairings.add(this);
   }
 
   lastActive(): number {
-    return this.backend === null ? this.client.lastRead : Math.max(this.client.lastRead, this.backend.lastRead);
+    return this.backend === null ? this.client.lastActive : Math.max(this.client.lastActive, this.backend.lastActive);
   }
 
-  closeIdle(): void {
-    if (trace.on) trace.line(1, `idle timeout: closing fd ${this.client.fd}${this.backend ? ` and fd ${this.backend.fd}` : ''}`);
-    this.closingIdle = true; // both sides go for the same reason: no cascade in onClose
-    this.backend?.destroy('idle timeout');
-    this.client.destroy('idle timeout');
+  sendQueuesMoved(): boolean {
+    const client = this.client.sendQueueMoved();
+    return (this.backend !== null && this.backend.sendQueueMoved()) || client;
+  }
+
+  resetBoth(cause: string): void {
+    if (trace.on) trace.line(1, `${cause}: resetting fd ${this.client.fd}${this.backend ? ` and fd ${this.backend.fd}` : ''}`);
+    this.cutting = true;
+    this.backend?.resetNow(cause);
+    this.client.resetNow(cause);
   }
 
   /** Open the backend side. Client bytes that arrive meanwhile are queued on it. */
@@ -127,25 +138,28 @@ export class Proxy implements ConnectionOwner, Idler {
   }
 
   onClose(conn: Connection, cause: string): void {
-    if (this.client.isClosed && (this.backend === null || this.backend.isClosed)) this.ctx.idle.delete(this);
-    if (this.closingIdle) return;
+    if (this.client.isClosed && (this.backend === null || this.backend.isClosed)) this.ctx.pairings.delete(this);
+    if (this.cutting) return;
     if (conn === this.client) {
       // An orderly close of the client happens only once the backend is
-      // closing too (it flushes on its own); anything else drops the backend.
-      if (cause !== 'closed') this.backend?.destroy('client gone');
+      // closing too (it flushes on its own); anything else is a cut, and
+      // the backend gets what the client sent before it, then a reset.
+      if (cause !== 'closed') this.backend?.reset('client gone');
       return;
     }
     if (conn.isConnecting) {
       this.backendFailed(cause);
       return;
     }
-    // Backend gone: the client still gets what was queued for it.
-    this.client.close();
+    // Backend gone: the client still gets what was queued for it, then the
+    // same kind of end the backend gave.
+    if (cause === 'closed') this.client.close();
+    else this.client.reset('backend gone');
   }
 
   private backendFailed(reason: string): void {
     const name = this.target?.name ?? '?';
-    logErrorLimited(`backend ${name} ${reason}`, `Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
-    this.client.close(`no backend (${reason})`);
+    this.ctx.errors.error(`backend ${name} ${reason}`, `Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
+    this.client.reset(`no backend (${reason})`);
   }
 }

@@ -9,8 +9,8 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import * as libc from '../ffi/libc';
 import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
 import type { Config } from './config';
-import { setLogSink, logError } from './log';
-import { IdleSweeper } from './idle';
+import { LimitedLog, setLogSink, logError } from './log';
+import { Pairings } from './pairings';
 import { Listener } from './listener';
 import { Proxy, type Backend, type ProxyContext } from './proxy';
 import { Reactor, type Handler, type Counters } from './reactor';
@@ -73,9 +73,13 @@ function main(): void {
 
   if (config.trace) trace.start(1);
   const reactor = new Reactor({ triggerMode: config.triggerMode, maxEvents: config.maxEvents });
+  // "auto": level-triggered epoll reports again whatever is left, so one
+  // read per event is enough; edge-triggered handlers drain.
+  const readPolicy = config.readPolicy === 'auto' ? (config.triggerMode === 'edge' ? 'drain' : 'once') : config.readPolicy;
   const ctx: ProxyContext = {
     reactor,
-    idle: new IdleSweeper(reactor, config.idleTimeout),
+    pairings: new Pairings(reactor, config.idleTimeout),
+    errors: new LimitedLog((ms, run) => reactor.after(ms, run)),
     connectTimeout: config.connectTimeout,
     tracing: config.trace,
     settings: {
@@ -83,8 +87,8 @@ function main(): void {
       lowWater: config.lowWaterMark,
       readBudget: config.readBudget,
       readSize: config.readBufferSize,
-      readOnce: config.readPolicy === 'once',
-      readToEagain: config.readPolicy === 'eagain',
+      readOnce: readPolicy === 'once',
+      readToEagain: readPolicy === 'eagain',
       outAlways: config.epolloutPolicy === 'always' || (config.epolloutPolicy === 'auto' && config.triggerMode === 'edge'),
       rdhup: config.rdhup,
     },
@@ -118,6 +122,9 @@ function main(): void {
 
   post({ type: 'listening', port: listener.port });
   reactor.run();
+  // Until draining exists, what is still open when rsp stops is cut: with a
+  // reset, so no peer mistakes it for a complete stream.
+  ctx.pairings.resetAll('stopped');
   if (trace.on) trace.flush();
 
   listener.close();

@@ -34,7 +34,7 @@ test('--trace shows each epoll_wait, the events by name, the handler and the sys
   t.truthy(accepted, out);
   const client = accepted![1];
   t.regex(out, new RegExp(`^ {4}accept4\\(${listener![1]}\\) = -1 EAGAIN$`, 'm'));
-  t.regex(out, new RegExp(`^ {4}epoll_ctl\\(ADD, ${client}, IN\\|RDHUP\\) = 0$`, 'm'));
+  t.regex(out, new RegExp(`^ {4}epoll_ctl\\(ADD, ${client}, IN\\|PRI\\|RDHUP\\) = 0$`, 'm'));
   const connect = /^ {4}socket\(\) = (\d+); setsockopt\(\d+, TCP_NODELAY\) = 0; connect\(\d+, 127\.0\.0\.1:(\d+)\) = (0|-1 EINPROGRESS)$/m.exec(out);
   t.truthy(connect, out);
   t.is(Number(connect![2]), backendPort);

@@ -1,0 +1,76 @@
+// The live pairings of a worker: every client with its backend, from accept
+// to the last close. Two things need the whole set:
+//
+//  - the idle timeout (nginx stream's proxy_timeout, HAProxy's timeout
+//    client/server): a pairing that has moved no byte in either direction
+//    for `idleTimeout` ms - nothing read, nothing written, nothing leaving
+//    the kernel's send queues - is cut, so peers that go quiet cannot hold
+//    file descriptors for ever. One sweep timer for all of them, armed only while
+//    there are any: an idle proxy still sleeps in epoll_wait.
+//  - stopping: pairings still open when the worker stops are reset, never
+//    closed with a FIN that would make a cut stream look complete.
+import type { Reactor } from './reactor';
+
+export interface Pairing {
+  /** reactor.now when a byte last moved, read or written, on either side. */
+  lastActive(): number;
+  /** Ask the kernel whether bytes written earlier are still leaving (moves lastActive if so). */
+  sendQueuesMoved(): boolean;
+  /** Cut it now, with a reset on both sides; `cause` is what the counters record. */
+  resetBoth(cause: string): void;
+}
+
+export class Pairings {
+  private readonly live = new Set<Pairing>();
+  private armed = false;
+  private readonly interval: number;
+
+  constructor(
+    private readonly reactor: Reactor,
+    /** Milliseconds without progress before a pairing is cut; 0: never. */
+    private readonly idleTimeout: number,
+  ) {
+    // Cut between `idleTimeout` and `idleTimeout + interval` after the last byte.
+    this.interval = Math.min(5000, Math.max(10, Math.floor(idleTimeout / 4)));
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  add(pairing: Pairing): void {
+    this.live.add(pairing);
+    if (this.idleTimeout > 0 && !this.armed) this.arm();
+  }
+
+  delete(pairing: Pairing): void {
+    this.live.delete(pairing);
+  }
+
+  /** Reset every open pairing (the worker is stopping). */
+  resetAll(cause: string): void {
+    for (const pairing of this.live) pairing.resetBoth(cause);
+    this.live.clear();
+  }
+
+  private arm(): void {
+    this.armed = true;
+    this.reactor.after(this.interval, () => this.sweep());
+  }
+
+  private sweep(): void {
+    this.armed = false;
+    const now = this.reactor.now;
+    const limit = now - this.idleTimeout;
+    for (const pairing of this.live) {
+      // Quiet since the last sweep: a slow reader may still be taking bytes
+      // out of the socket buffers (one ioctl per side, only for these).
+      if (pairing.lastActive() < now - this.interval && pairing.sendQueuesMoved()) continue;
+      if (pairing.lastActive() < limit) {
+        this.live.delete(pairing);
+        pairing.resetBoth('idle timeout');
+      }
+    }
+    if (this.live.size > 0) this.arm();
+  }
+}
