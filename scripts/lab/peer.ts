@@ -31,7 +31,8 @@ const PEER_SETTINGS: ConnectionSettings = {
   lowWater: 2 * 1024 * 1024,
   readBudget: 16,
   readSize: 256 * 1024,
-  readOnce: false,
+  // Level-triggered: one read per event, as rsp's level default; epoll reports again.
+  readOnce: true,
   readToEagain: false,
   outAlways: false,
   rdhup: true,
