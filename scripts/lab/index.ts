@@ -26,6 +26,7 @@ import { experiment as readOnce } from './experiments/read-once';
 import { experiment as wakeups } from './experiments/wakeups';
 import { experiment as urgent } from './experiments/urgent';
 import { experiment as dupTrap } from './experiments/dup-trap';
+import { experiment as oneshot } from './experiments/oneshot';
 
 /** In the order they run and appear in the table. */
 export const EXPERIMENTS: readonly Experiment[] = [
@@ -37,6 +38,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   wakeups,
   urgent,
   dupTrap,
+  oneshot,
 ];
 
 /** Run the selected experiments one after another; `progress` gets a line per row. */
@@ -79,3 +81,4 @@ export { readOnce } from './experiments/read-once';
 export { epolloutCost, rdhupCost } from './experiments/wakeups';
 export { backendTrace, urgentData } from './experiments/urgent';
 export { dupTrap } from './experiments/dup-trap';
+export { oneshotLoop } from './experiments/oneshot';

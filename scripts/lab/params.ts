@@ -41,6 +41,8 @@ export interface LabParams {
   /** 6b: keep-alive requests, then an idle pause with the connections open. */
   wakeRequests: number;
   idleMs: number;
+  /** 9: how long the raw loop is measured once both streams flow. */
+  oneshotMs: number;
   /** Any experiment: no progress for this long means rsp is stuck (reported, never waited out). */
   stallMs: number;
 }
@@ -65,6 +67,7 @@ export const FULL: LabParams = {
   shortConcurrency: 16,
   wakeRequests: 5000,
   idleMs: 1000,
+  oneshotMs: 1500,
   stallMs: 3000,
 };
 
@@ -88,5 +91,6 @@ export const QUICK: LabParams = {
   shortConcurrency: 16,
   wakeRequests: 1000,
   idleMs: 300,
+  oneshotMs: 500,
   stallMs: 1000,
 };

@@ -105,7 +105,7 @@ export function diffCounters(b: RspCounters, a: RspCounters): RspCounters {
 
 // ---------------------------------------------------------------- rsp as a child process
 
-/** rsp processes still running, with the temporary directory of their config, for killAll(). */
+/** Children still running (rsp, with the temporary directory of its config; others with ''), for killAll(). */
 const running = new Map<ChildProcess, string>();
 
 /** SIGKILL every rsp this module started that is still there (safe to call any time, synchronous). */
@@ -117,9 +117,15 @@ export function killAll(): void {
     } catch {
       // already gone
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (dir !== '') fs.rmSync(dir, { recursive: true, force: true });
   }
   running.clear();
+}
+
+/** Another child of the lab (not rsp) for killAll() to end; it leaves the list when it has gone. */
+export function track(proc: ChildProcess): void {
+  running.set(proc, '');
+  proc.once('close', () => running.delete(proc));
 }
 
 export type RspSettings = Record<string, string | number | boolean>;
