@@ -90,18 +90,18 @@ export async function acceptOnce(mode: Mode, p: LabParams): Promise<LabRow> {
 export function explain(row: LabRow, rows: LabRow[]): string {
   const f = row.figures;
   const edge = row.mode === 'edge';
-    const n = f.connections;
-    const head = `${n} clients connected while rsp was stopped (SIGSTOP, standing in for a reactor busy elsewhere), so all ${n} were waiting in the listen backlog, the kernel's queue of connections not yet accept()ed, when it continued; rsp accepted one connection per event (acceptPolicy = once).`;
-    if (!edge || f.stranded === 0) {
-      const why = edge
-        ? ' Unexpectedly for edge mode, none were stranded in this run.'
-        : ' Level-triggered epoll reports the listening socket on every epoll_wait for as long as the backlog is not empty, so rsp was told again and again, once per connection,';
-      return `${head}${why} and served all ${n} in ${n0(f.allServedMs)} ms (${n0(f.accepts)} accepts, ${n0(f.epollWaits)} epoll_wait calls).`;
-    }
-    const kick = f.kicked
-      ? ` Then a ${ordinal(n + 1)} client connected. Its arrival was a new edge: rsp accepted one connection, the oldest one waiting (the backlog is first in, first out), so ${f.servedAfterKick === 1 ? 'one stranded client was' : `${f.servedAfterKick} stranded clients were`} freed and the newcomer ${f.kickServed ? 'was served too' : 'took its place in the queue'}.`
-      : '';
-    return `${head} Edge-triggered epoll reported the listening socket once, when connections arrived; rsp accepted ${f.served === 1 ? 'one' : f.served}, and then epoll stayed silent: nothing new happened, so there was no new edge, although ${f.stranded} connections were still in the backlog. After ${n1(f.timeoutMs / 1000)} s they were still stranded (${n0(f.epollWaits)} epoll_wait calls, ${n0(f.accepts)} accepts in the whole run).${kick} This is why an edge-triggered server must accept until accept() answers EAGAIN, as rsp does by default (acceptPolicy = drain).`;
+  const n = f.connections;
+  const head = `${n} clients connected while rsp was stopped (SIGSTOP, standing in for a reactor busy elsewhere), so all ${n} were waiting in the listen backlog, the kernel's queue of connections not yet accept()ed, when it continued; rsp accepted one connection per event (acceptPolicy = once).`;
+  if (!edge || f.stranded === 0) {
+    const why = edge
+      ? ' Unexpectedly for edge mode, none were stranded in this run.'
+      : ' Level-triggered epoll reports the listening socket on every epoll_wait for as long as the backlog is not empty, so rsp was told again and again, once per connection,';
+    return `${head}${why} and served all ${n} in ${n0(f.allServedMs)} ms (${n0(f.accepts)} accepts, ${n0(f.epollWaits)} epoll_wait calls).`;
+  }
+  const kick = f.kicked
+    ? ` Then a ${ordinal(n + 1)} client connected. Its arrival was a new edge: rsp accepted one connection, the oldest one waiting (the backlog is first in, first out), so ${f.servedAfterKick === 1 ? 'one stranded client was' : `${f.servedAfterKick} stranded clients were`} freed and the newcomer ${f.kickServed ? 'was served too' : 'took its place in the queue'}.`
+    : '';
+  return `${head} Edge-triggered epoll reported the listening socket once, when connections arrived; rsp accepted ${f.served === 1 ? 'one' : f.served}, and then epoll stayed silent: nothing new happened, so there was no new edge, although ${f.stranded} connections were still in the backlog. After ${n1(f.timeoutMs / 1000)} s they were still stranded (${n0(f.epollWaits)} epoll_wait calls, ${n0(f.accepts)} accepts in the whole run).${kick} This is why an edge-triggered server must accept until accept() answers EAGAIN, as rsp does by default (acceptPolicy = drain).`;
 }
 
 export const experiment: Experiment = {

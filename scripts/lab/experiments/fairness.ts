@@ -78,30 +78,30 @@ export async function fairness(mode: Mode, readBudget: number, p: LabParams): Pr
 export function explain(row: LabRow, rows: LabRow[]): string {
   const f = row.figures;
   const edge = row.mode === 'edge';
-    const budget = Number(row.settings.readBudget ?? 16);
-    const s1 = pct(f.share1);
-    const s2 = pct(f.share2);
-    const size = f.readSize >= 1024 && f.readSize % 1024 === 0 ? `${f.readSize / 1024} KB` : `${f.readSize} B`;
-    const full = f.bytesPerRead >= f.readSize * 0.99 ? `; every read got the full ${size}, so rsp never found a socket empty` : `; reads got ${n0(f.bytesPerRead)} bytes on average`;
-    const head = `Two clients download as fast as they can through one rsp, which reads in ${size} pieces (readBufferSize = ${f.readSize}) so that rsp, not this lab process or TCP, is the slowest part${full}. Over ${n1(f.windowSeconds)} s${f.bothFlowing ? ' after both streams were flowing' : f.silentAtStart ? ` (opened after ${n1(f.startWaitMs / 1000)} s although stream ${f.silentAtStart} had not had a single byte yet)` : ` (opened after ${n1(f.startWaitMs / 1000)} s)`}, stream 1 got ${s1} and stream 2 ${s2} of ${n0(f.windowMB)} MB.`;
-    if (!edge) {
-      return `${head} Level-triggered, rsp reads once per socket per report, and every epoll_wait reports both backend sockets while they hold bytes (${n1(f.readsPerWait)} reads per epoll_wait), so the streams take turns ${size} by ${size}: fair shares with no extra machinery (readBudget only matters in edge mode).`;
-    }
-    if (budget > 0) {
-      return `${head} Edge-triggered, rsp must read a reported socket until it is empty, and a socket the backend keeps filling never empties: left alone, the first stream could keep rsp to itself. readBudget = ${budget} stops after ${budget} reads (${n0((budget * f.readSize) / 1024)} KB), puts the socket on rsp's own ready list (${n0(f.deferred)} times in this window) and lets the other stream have its turn, so each gets about half${f.smallerShare >= 0.4 ? '' : ' (not quite here: see the figures)'}.`;
-    }
-    const other = sibling(row, rows, (r) => r.mode === 'edge' && Number(r.settings.readBudget ?? 16) > 0);
-    const rpw = other ? ` against ${n1(other.figures.readsPerWait)} with the budget` : '';
-    const late = f.firstByteMs2 >= 0 && f.firstByteMs1 >= 0 && Math.abs(f.firstByteMs2 - f.firstByteMs1) >= 5
-      ? ` At the start, stream ${f.firstByteMs2 > f.firstByteMs1 ? 2 : 1} got its first byte ${n0(Math.abs(f.firstByteMs2 - f.firstByteMs1))} ms after the other.`
-      : '';
-    const hog = f.share1 >= f.share2 ? 1 : 2;
-    const outcome = f.smallerShare < 0.1
-      ? `Stream ${3 - hog} was all but starved (${pct(f.smallerShare)}).`
-      : f.smallerShare < 0.4
-        ? `The starvation shows, but only partly (${s1} / ${s2}).`
-        : `In this run the shares still came out close to even (${s1} / ${s2}).`;
-    return `${head} readBudget = 0 removes the per-turn limit, as in the C rsp: once epoll reports a backend socket, rsp reads it until it is empty, which rarely happens while the backend keeps it full (${n0(f.readsPerWait)} reads per epoll_wait${rpw}); meanwhile the other stream waits.${late} ${outcome} What lets the other stream through at all is backpressure: rsp queues what a client cannot take yet, and when that queue passes highWaterMark (${n0(HIGH_WATER / 1024)} KB; the largest queue here was ${n0(f.peakQueue / 1024)} KB) rsp stops reading that stream's backend, the read loop ends, and the other stream is served until the first resumes. So the shares measure how often backpressure interrupts the hog (it varies from run to run), not a total monopoly.`;
+  const budget = Number(row.settings.readBudget ?? 16);
+  const s1 = pct(f.share1);
+  const s2 = pct(f.share2);
+  const size = f.readSize >= 1024 && f.readSize % 1024 === 0 ? `${f.readSize / 1024} KB` : `${f.readSize} B`;
+  const full = f.bytesPerRead >= f.readSize * 0.99 ? `; every read got the full ${size}, so rsp never found a socket empty` : `; reads got ${n0(f.bytesPerRead)} bytes on average`;
+  const head = `Two clients download as fast as they can through one rsp, which reads in ${size} pieces (readBufferSize = ${f.readSize}) so that rsp, not this lab process or TCP, is the slowest part${full}. Over ${n1(f.windowSeconds)} s${f.bothFlowing ? ' after both streams were flowing' : f.silentAtStart ? ` (opened after ${n1(f.startWaitMs / 1000)} s although stream ${f.silentAtStart} had not had a single byte yet)` : ` (opened after ${n1(f.startWaitMs / 1000)} s)`}, stream 1 got ${s1} and stream 2 ${s2} of ${n0(f.windowMB)} MB.`;
+  if (!edge) {
+    return `${head} Level-triggered, rsp reads once per socket per report, and every epoll_wait reports both backend sockets while they hold bytes (${n1(f.readsPerWait)} reads per epoll_wait), so the streams take turns ${size} by ${size}: fair shares with no extra machinery (readBudget only matters in edge mode).`;
+  }
+  if (budget > 0) {
+    return `${head} Edge-triggered, rsp must read a reported socket until it is empty, and a socket the backend keeps filling never empties: left alone, the first stream could keep rsp to itself. readBudget = ${budget} stops after ${budget} reads (${n0((budget * f.readSize) / 1024)} KB), puts the socket on rsp's own ready list (${n0(f.deferred)} times in this window) and lets the other stream have its turn, so each gets about half${f.smallerShare >= 0.4 ? '' : ' (not quite here: see the figures)'}.`;
+  }
+  const other = sibling(row, rows, (r) => r.mode === 'edge' && Number(r.settings.readBudget ?? 16) > 0);
+  const rpw = other ? ` against ${n1(other.figures.readsPerWait)} with the budget` : '';
+  const late = f.firstByteMs2 >= 0 && f.firstByteMs1 >= 0 && Math.abs(f.firstByteMs2 - f.firstByteMs1) >= 5
+    ? ` At the start, stream ${f.firstByteMs2 > f.firstByteMs1 ? 2 : 1} got its first byte ${n0(Math.abs(f.firstByteMs2 - f.firstByteMs1))} ms after the other.`
+    : '';
+  const hog = f.share1 >= f.share2 ? 1 : 2;
+  const outcome = f.smallerShare < 0.1
+    ? `Stream ${3 - hog} was all but starved (${pct(f.smallerShare)}).`
+    : f.smallerShare < 0.4
+      ? `The starvation shows, but only partly (${s1} / ${s2}).`
+      : `In this run the shares still came out close to even (${s1} / ${s2}).`;
+  return `${head} readBudget = 0 removes the per-turn limit, as in the C rsp: once epoll reports a backend socket, rsp reads it until it is empty, which rarely happens while the backend keeps it full (${n0(f.readsPerWait)} reads per epoll_wait${rpw}); meanwhile the other stream waits.${late} ${outcome} What lets the other stream through at all is backpressure: rsp queues what a client cannot take yet, and when that queue passes highWaterMark (${n0(HIGH_WATER / 1024)} KB; the largest queue here was ${n0(f.peakQueue / 1024)} KB) rsp stops reading that stream's backend, the read loop ends, and the other stream is served until the first resumes. So the shares measure how often backpressure interrupts the hog (it varies from run to run), not a total monopoly.`;
 }
 
 export const experiment: Experiment = {

@@ -118,23 +118,23 @@ export async function keepAlive(mode: Mode, p: LabParams, readPolicy?: 'drain' |
 export function explain(row: LabRow, rows: LabRow[]): string {
   const f = row.figures;
   const edge = row.mode === 'edge';
-    const head = `${n0(f.connections)} clients each sent a 100-byte request and waited for the 100-byte answer before sending the next: ${n0(f.requestsPerSecond)} requests per second and ${n2(f.syscallsPerRequest)} rsp system calls per request (${n2(f.readsPerRequest)} reads, ${n2(f.writesPerRequest)} writes, ${n2(f.waitsPerRequest)} epoll_wait calls).`;
-    const batching = `How many epoll_wait calls that takes depends on how many connections are ready at once: each call returned ${n1(f.eventsPerWait)} events on average, so one call served several requests. (Requests per second are bounded by this lab process too, which plays all the clients and the backend.)`;
-    if (!edge) {
-      return `${head} Every request crosses rsp twice (the request to the backend, the answer back), each crossing one read() and one write(). Level-triggered, rsp reads once per report and relies on epoll to report the socket again if anything is left, so it never makes a read that finds nothing (${n2(f.eagainPerRequest)} EAGAIN reads per request). ${batching}`;
-    }
-    const strict = row.settings.readPolicy === 'eagain';
-    if (f.eagainPerRequest >= 0.5) {
-      const level = sibling(row, rows, (r) => r.mode === 'level');
-      const versus = level ? ` (level mode: ${n2(level.figures.syscallsPerRequest)} system calls per request)` : '';
-      const policy = strict
-        ? 'With readPolicy = "eagain" rsp follows the strict textbook rule and reads until the kernel answers EAGAIN,'
-        : 'rsp reads until the kernel answers EAGAIN,';
-      return `${head} Edge-triggered epoll will not report a socket again for bytes that were already there when it reported it, so rsp must leave nothing behind. ${policy} so after every 100-byte message it reads once more and finds nothing: ${n2(f.eagainPerRequest)} of the ${n2(f.readsPerRequest)} reads per request returned EAGAIN, the extra system calls this row pays${versus}. ${batching}`;
-    }
-    const strictRow = sibling(row, rows, (r) => r.mode === 'edge' && r.settings.readPolicy === 'eagain');
-    const versus = strictRow ? ` (with readPolicy = "eagain", which always reads on to EAGAIN: ${n2(strictRow.figures.readsPerRequest)} reads and ${n2(strictRow.figures.syscallsPerRequest)} system calls per request)` : '';
-    return `${head} Edge-triggered epoll will not report a socket again for bytes that were already there when it reported it, so rsp must leave nothing behind. It stops when a read returns fewer bytes than it asked for: a stream socket that gives less than asked has nothing more to give (epoll(7) names this shortcut), and bytes that come later bring a new edge. So a 100-byte message costs one read, as in level mode, instead of a second one answering EAGAIN${versus}. ${batching}`;
+  const head = `${n0(f.connections)} clients each sent a 100-byte request and waited for the 100-byte answer before sending the next: ${n0(f.requestsPerSecond)} requests per second and ${n2(f.syscallsPerRequest)} rsp system calls per request (${n2(f.readsPerRequest)} reads, ${n2(f.writesPerRequest)} writes, ${n2(f.waitsPerRequest)} epoll_wait calls).`;
+  const batching = `How many epoll_wait calls that takes depends on how many connections are ready at once: each call returned ${n1(f.eventsPerWait)} events on average, so one call served several requests. (Requests per second are bounded by this lab process too, which plays all the clients and the backend.)`;
+  if (!edge) {
+    return `${head} Every request crosses rsp twice (the request to the backend, the answer back), each crossing one read() and one write(). Level-triggered, rsp reads once per report and relies on epoll to report the socket again if anything is left, so it never makes a read that finds nothing (${n2(f.eagainPerRequest)} EAGAIN reads per request). ${batching}`;
+  }
+  const strict = row.settings.readPolicy === 'eagain';
+  if (f.eagainPerRequest >= 0.5) {
+    const level = sibling(row, rows, (r) => r.mode === 'level');
+    const versus = level ? ` (level mode: ${n2(level.figures.syscallsPerRequest)} system calls per request)` : '';
+    const policy = strict
+      ? 'With readPolicy = "eagain" rsp follows the strict textbook rule and reads until the kernel answers EAGAIN,'
+      : 'rsp reads until the kernel answers EAGAIN,';
+    return `${head} Edge-triggered epoll will not report a socket again for bytes that were already there when it reported it, so rsp must leave nothing behind. ${policy} so after every 100-byte message it reads once more and finds nothing: ${n2(f.eagainPerRequest)} of the ${n2(f.readsPerRequest)} reads per request returned EAGAIN, the extra system calls this row pays${versus}. ${batching}`;
+  }
+  const strictRow = sibling(row, rows, (r) => r.mode === 'edge' && r.settings.readPolicy === 'eagain');
+  const versus = strictRow ? ` (with readPolicy = "eagain", which always reads on to EAGAIN: ${n2(strictRow.figures.readsPerRequest)} reads and ${n2(strictRow.figures.syscallsPerRequest)} system calls per request)` : '';
+  return `${head} Edge-triggered epoll will not report a socket again for bytes that were already there when it reported it, so rsp must leave nothing behind. It stops when a read returns fewer bytes than it asked for: a stream socket that gives less than asked has nothing more to give (epoll(7) names this shortcut), and bytes that come later bring a new edge. So a 100-byte message costs one read, as in level mode, instead of a second one answering EAGAIN${versus}. ${batching}`;
 }
 
 export const experiment: Experiment = {

@@ -51,16 +51,16 @@ export async function readOnce(mode: Mode, p: LabParams): Promise<LabRow> {
 export function explain(row: LabRow, rows: LabRow[]): string {
   const f = row.figures;
   const edge = row.mode === 'edge';
-    const kb = n0(f.bytes / 1024);
-    const head = `The backend answered a request with ${kb} KB, and rsp read one 4 KB piece per event and then waited for epoll again (readPolicy = once, readBufferSize = 4096).`;
-    if (f.complete) {
-      const why = edge
-        ? ' Unexpectedly for edge mode, it all arrived in this run'
-        : ' Level-triggered epoll kept reporting the socket as long as bytes were left in it, so it all arrived anyway';
-      return `${head}${why}: ${kb} KB in ${n0(f.ms)} ms, one 4 KB read per report (${n0(f.reads)} reads, ${n0(f.epollWaits)} epoll_wait calls).`;
-    }
-    const pieces = Math.round(f.received / 4096);
-    return `${head} Edge-triggered epoll reports a socket when new bytes arrive, not while bytes remain. The backend sent what the connection could hold in one burst, rsp was told ${pieces === 1 ? 'once' : `${pieces} times`} and forwarded ${pieces === 1 ? 'one 4 KB piece' : `${pieces} pieces of 4 KB`}; then the backend had to wait for rsp to make room, so no new bytes arrived, no new edge came, and rsp waited for a report that never came while the rest of the answer sat unread in the kernel. After ${n1(f.timeoutMs / 1000)} s the client had ${n0(f.received / 1024)} of ${kb} KB (${pct(f.fraction)}; ${n0(f.reads)} reads in all). With edge-triggered epoll a program must read until the socket is empty, as rsp's default (readPolicy = drain) does.`;
+  const kb = n0(f.bytes / 1024);
+  const head = `The backend answered a request with ${kb} KB, and rsp read one 4 KB piece per event and then waited for epoll again (readPolicy = once, readBufferSize = 4096).`;
+  if (f.complete) {
+    const why = edge
+      ? ' Unexpectedly for edge mode, it all arrived in this run'
+      : ' Level-triggered epoll kept reporting the socket as long as bytes were left in it, so it all arrived anyway';
+    return `${head}${why}: ${kb} KB in ${n0(f.ms)} ms, one 4 KB read per report (${n0(f.reads)} reads, ${n0(f.epollWaits)} epoll_wait calls).`;
+  }
+  const pieces = Math.round(f.received / 4096);
+  return `${head} Edge-triggered epoll reports a socket when new bytes arrive, not while bytes remain. The backend sent until rsp's receive buffer was full (the window TCP advertises to the sender then closes), rsp was told ${pieces === 1 ? 'once' : `${pieces} times`} and forwarded ${pieces === 1 ? 'one 4 KB piece' : `${pieces} pieces of 4 KB`}. That read did make room, 4 KB of it, but rsp's kernel did not tell the backend: TCP avoids advertising small windows (Linux keeps the window closed until at least one MSS, about 64 KB on loopback, or a sixteenth of the buffer is free, and sends a window update only when the window at least doubles). So the backend's kernel, stopped by a closed window, sent nothing more; no new bytes arrived, no new edge came, and rsp waited for a report that never came while the rest of the answer sat in the two kernels, unread by rsp and unsent by the backend. After ${n1(f.timeoutMs / 1000)} s the client had ${n0(f.received / 1024)} of ${kb} KB (${pct(f.fraction)}; ${n0(f.reads)} reads in all). With edge-triggered epoll a program must read until the socket is empty, as rsp's default for edge mode (readPolicy = "drain") does.`;
 }
 
 export const experiment: Experiment = {
