@@ -73,5 +73,8 @@ export const PRIMER = [
   'reports a socket once when something changes (new bytes arrive), like a doorbell: the program must',
   'then read until the socket is empty (a read returns fewer bytes than asked, or the kernel answers',
   'EAGAIN, "nothing more for now"), or it will not be told again about the bytes it left behind.',
+  'A short read means "empty" on a stream socket with one exception: TCP urgent data, where read()',
+  'stops at the urgent mark (experiment 7). EPOLLRDHUP means the other side finished sending, or a',
+  'reset (which also raises EPOLLERR), or a local shutdown(SHUT_RD).',
   'The figures come from rsp\'s own counters (counters: lines printed on SIGUSR2 and on exit).',
 ].join('\n');

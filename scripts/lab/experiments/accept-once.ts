@@ -51,7 +51,8 @@ export async function acceptOnce(mode: Mode, p: LabParams): Promise<LabRow> {
     if (servedInTime < p.acceptConns) {
       // One more connection: a new arrival, so a new edge.
       open(p.acceptConns);
-      await peer.drive(() => false, p.kickTimeoutMs);
+      // Until the new edge has served someone (a stranded client or the newcomer), at most kickTimeoutMs.
+      await peer.drive(() => servedCount > servedInTime, p.kickTimeoutMs);
       servedAfterKick = served.slice(0, p.acceptConns).filter(Boolean).length - servedInTime;
       kickServed = served[p.acceptConns] ? 1 : 0;
     }
