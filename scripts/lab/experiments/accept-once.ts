@@ -88,7 +88,7 @@ export async function acceptOnce(mode: Mode, p: LabParams): Promise<LabRow> {
   });
 }
 
-export function explain(row: LabRow, rows: LabRow[]): string {
+export function explain(row: LabRow, _rows: LabRow[]): string {
   const f = row.figures;
   const edge = row.mode === 'edge';
   const n = f.connections;

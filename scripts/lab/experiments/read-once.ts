@@ -48,7 +48,7 @@ export async function readOnce(mode: Mode, p: LabParams): Promise<LabRow> {
   });
 }
 
-export function explain(row: LabRow, rows: LabRow[]): string {
+export function explain(row: LabRow, _rows: LabRow[]): string {
   const f = row.figures;
   const edge = row.mode === 'edge';
   const kb = n0(f.bytes / 1024);
