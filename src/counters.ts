@@ -37,7 +37,7 @@ export function syscalls(c: Counters): number {
 
 /**
  * The counters as a few log lines of key=value pairs, readable by people and
- * parsed by scripts/lab.ts.
+ * parsed by the lab (scripts/lab/rsp.ts).
  */
 export function describeCounters(c: Counters): string[] {
   const perWait = c.waits > 0 ? (c.events / c.waits).toFixed(2) : '0';
