@@ -74,10 +74,18 @@ export function running(proc: ChildProcess): boolean {
 export function spawnProcess(t: ExecutionContext, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Omit<RunningProcess, 'port'> {
   const proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  // Complete lines, split as they come (a chunk may end in the middle of
+  // one): waiters scan only what is new, so a long trace costs no more than its length.
+  const lines: string[] = [];
+  let partial = '';
   let isClosed = false;
   const waiters = new Set<() => void>();
   const onText = (chunk: Buffer): void => {
-    out += chunk.toString();
+    const text = chunk.toString();
+    out += text;
+    const parts = (partial + text).split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) lines.push(line);
     for (const check of [...waiters]) check();
   };
   proc.stdout!.on('data', onText);
@@ -85,6 +93,8 @@ export function spawnProcess(t: ExecutionContext, command: string, args: string[
   const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.on('close', (code, signal) => {
       isClosed = true;
+      if (partial !== '') lines.push(partial);
+      partial = '';
       for (const check of [...waiters]) check();
       resolve({ code, signal });
     });
@@ -100,12 +110,8 @@ export function spawnProcess(t: ExecutionContext, command: string, args: string[
     if (running(proc)) proc.kill('SIGKILL');
     await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
   });
-  /** Complete lines only (a chunk may end in the middle of one), the rest too once closed. */
-  const lines = (): string[] => {
-    const all = out.split('\n');
-    if (!isClosed) all.pop();
-    return all;
-  };
+  /** The end of the output, for error messages. */
+  const tail = (): string => (out.length > 8000 ? `[...]${out.slice(-8000)}` : out);
   return {
     proc,
     pid: proc.pid!,
@@ -114,19 +120,22 @@ export function spawnProcess(t: ExecutionContext, command: string, args: string[
     output: () => out,
     waitFor(re: RegExp, timeoutMs = 20000, count = 1): Promise<string> {
       return new Promise((resolve, reject) => {
+        let scanned = 0;
+        const found: string[] = [];
+        const what = `${count > 1 ? `${count} lines` : 'line'} matching ${re}`;
         const check = (): void => {
-          const found = lines().filter((l) => re.test(l));
+          for (; scanned < lines.length && found.length < count; scanned++) if (re.test(lines[scanned])) found.push(lines[scanned]);
           if (found.length >= count) {
             done();
             resolve(found[count - 1]);
           } else if (isClosed) {
             done();
-            reject(new Error(`process closed its output (exit ${proc.exitCode ?? proc.signalCode}) before printing ${count > 1 ? `${count} lines matching ` : ''}${re}; output:\n${out}`));
+            reject(new Error(`process closed its output (exit ${proc.exitCode ?? proc.signalCode}) before printing ${what} (${found.length} seen); output:\n${tail()}`));
           }
         };
         const timer = setTimeout(() => {
           done();
-          reject(new Error(`no ${count > 1 ? `${count} lines` : 'line'} matching ${re} within ${timeoutMs} ms; output:\n${out}`));
+          reject(new Error(`no ${what} within ${timeoutMs} ms (${found.length} seen); output:\n${tail()}`));
         }, timeoutMs);
         const done = (): void => {
           clearTimeout(timer);
@@ -247,6 +256,9 @@ export function listen(t: ExecutionContext, server: net.Server, host = '127.0.0.
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
+    // A reset (rsp killed at the end of a test, a client that resets) must
+    // not become an uncaught error that takes the whole test file down.
+    s.on('error', () => {});
   });
   t.teardown(() => {
     for (const s of sockets) s.destroy();
