@@ -331,21 +331,27 @@ export function readToEnd(s: net.Socket, what: string, ms = 20000): Promise<Buff
 
 /** Reads from `s` until `n` bytes have arrived (more may follow). */
 export function readBytes(s: net.Socket, n: number, what: string, ms = 20000): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  let onData!: (c: Buffer) => void;
+  let onError!: (e: Error) => void;
+  let onEnd!: () => void;
   return within(new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const onData = (c: Buffer): void => {
+    onData = (c: Buffer): void => {
       chunks.push(c);
       got += c.length;
-      if (got >= n) {
-        s.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
+      if (got >= n) resolve(Buffer.concat(chunks));
     };
+    onError = reject;
+    onEnd = (): void => reject(new Error(`stream ended after ${got} of ${n} bytes (${what})`));
     s.on('data', onData);
-    s.once('error', reject);
-    s.once('end', () => reject(new Error(`stream ended after ${got} of ${n} bytes (${what})`)));
-  }), ms, what);
+    s.on('error', onError);
+    s.on('end', onEnd);
+  }), ms, what).finally(() => {
+    s.off('data', onData);
+    s.off('error', onError);
+    s.off('end', onEnd);
+  });
 }
 
 export function sha256(b: Buffer): string {
