@@ -53,9 +53,9 @@ bothModes('--trace shows each epoll_wait, the events by name, the handler and th
   t.regex(out, new RegExp(`^ {4}close\\(${backend}\\) = 0 \\(closed\\)$`, 'm'));
 });
 
-test('trace is off by default: no trace lines', async (t) => {
+bothModes('trace is off by default: no trace lines', async (t, mode) => {
   const backendPort = await listen(t, net.createServer((s) => s.on('data', (d) => s.end(d))));
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort });
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
   t.is((await exchange(rsp.port, 'x')).toString(), 'x');
   t.is(await rsp.stop(), 0);
   t.regex(rsp.output(), /Stopped\./);
