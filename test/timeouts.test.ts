@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import * as libc from '../ffi/libc';
 import { createAndBind } from '../src/listener';
 import { localAddress } from '../src/netutils';
-import { bothModes, connectTo, countersOf, echoBackend, once, readBytes, startRsp, within } from './helpers';
+import { bothModes, connectTo, countersOf, echoBackend, listen, once, readBytes, startRsp, within } from './helpers';
 
 /** Send `text` and wait for the echo of exactly that. */
 async function ping(s: net.Socket, text: string): Promise<string> {
@@ -121,4 +121,40 @@ bothModes('connectTimeout = 0: a connect that hangs is waited for, and completes
   t.is(echo.toString(), 'queued while connecting');
   t.is((await countersOf(rsp)).connects, 1);
   t.notRegex(rsp.output(), /Could not connect/);
+});
+
+bothModes('one-way traffic in either direction keeps a pairing out of the idle timeout', async (t, mode) => {
+  // The backend trickles a byte every 50 ms (far inside the 1 s timeout, even
+  // on a busy machine) to connections that ask with "down",
+  // reads without answering on the others.
+  const trickles: NodeJS.Timeout[] = [];
+  t.teardown(() => trickles.forEach((x) => clearInterval(x)));
+  const backendPort = await listen(t, net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', (d) => {
+      if (d.toString() === 'down') trickles.push(setInterval(() => s.write('.'), 50));
+    });
+  }));
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, idleTimeout: 1000 });
+  const open = async (first: string) => {
+    const s = await connectTo(t, rsp.port);
+    s.on('error', () => {});
+    let closed = false;
+    s.once('close', () => (closed = true));
+    s.write(first);
+    return { s, isClosed: () => closed };
+  };
+  const down = await open('down');
+  down.s.resume();
+  const up = await open('up');
+  trickles.push(setInterval(() => up.s.write('.'), 50));
+  // Two silent connections in turn, each closed by the idle timeout: by then
+  // at least two timeouts have passed for the trickling ones too.
+  for (const name of ['first', 'second']) {
+    const silent = await open('silent');
+    await once(silent.s, 'close', `the ${name} silent connection to be closed as idle`);
+  }
+  t.false(down.isClosed(), 'a download trickling a byte every 50 ms is not idle');
+  t.false(up.isClosed(), 'an upload trickling a byte every 50 ms is not idle');
+  t.is((await countersOf(rsp))['idle-timeout'], 4, 'only the two silent pairings, both sides');
 });
