@@ -18,6 +18,12 @@ export interface ListenerOptions {
 
 /** How long to stop accepting when the process or system is out of file descriptors. */
 const FD_EXHAUSTED_PAUSE_MS = 100;
+/**
+ * An out-of-fds episode ends once accepting has gone this long without running
+ * out again: a listener that flips between one accept and EMFILE while a
+ * server is at its limit logs one line for the episode, not a pair per flip.
+ */
+const EPISODE_QUIET_MS = 1000;
 
 /**
  * create_and_bind + listen. The address is an IP literal (the config resolved
@@ -55,6 +61,9 @@ export class Listener implements Handler {
   private readonly acceptOnce: boolean;
   private pausedUntilRetry: Timer | null = null;
   private out = false; // in an EMFILE/ENFILE episode
+  private lastExhausted = 0; // performance.now() of the last EMFILE/ENFILE
+  private episodeCheck: Timer | null = null;
+  private pausesInEpisode = 0;
   // accept4 fills these in: the client's address, for balance = "hash" and logs.
   private readonly peer = Buffer.alloc(SOCKADDR_MAX);
   private readonly peerLength = Buffer.alloc(4);
@@ -83,10 +92,7 @@ export class Listener implements Handler {
       if (trace.on) trace.line(2, `accept4(${this.fd}) = ${result(fd)}`);
       if (fd >= 0) {
         counters.accepts++;
-        if (this.out) {
-          this.out = false;
-          log('Accepting connections again.');
-        }
+        if (this.out && this.episodeCheck === null) this.checkEpisodeEnd();
         this.onAccept(fd, this.peer);
         continue;
       }
@@ -115,6 +121,7 @@ export class Listener implements Handler {
 
   close(): void {
     if (this.pausedUntilRetry) this.pausedUntilRetry.cancel();
+    if (this.episodeCheck) this.episodeCheck.cancel();
     if (this.reactor.isRegistered(this)) this.reactor.remove(this, true);
     libc.close(this.fd);
   }
@@ -125,8 +132,11 @@ export class Listener implements Handler {
    * Leave the epoll set for a moment instead, and say so once per episode.
    */
   private backOff(err: number): void {
+    this.lastExhausted = performance.now();
+    this.pausesInEpisode++;
     if (!this.out) {
       this.out = true;
+      this.pausesInEpisode = 1;
       logError(`accept: ${libc.errnoName(err)} (out of file descriptors); pausing accepts for ${FD_EXHAUSTED_PAUSE_MS} ms at a time until some are free`);
     }
     this.reactor.remove(this, false);
@@ -134,5 +144,24 @@ export class Listener implements Handler {
       this.pausedUntilRetry = null;
       this.reactor.add(this, libc.EPOLLIN);
     });
+  }
+
+  /**
+   * Accepting works again: end the episode once it has kept working for
+   * EPISODE_QUIET_MS (checked by a timer, so the line comes even if no other
+   * client arrives); an EMFILE meanwhile pushes the end further out.
+   */
+  private checkEpisodeEnd(): void {
+    const quietFor = performance.now() - this.lastExhausted;
+    if (quietFor < EPISODE_QUIET_MS) {
+      this.episodeCheck = this.reactor.after(EPISODE_QUIET_MS - quietFor, () => {
+        this.episodeCheck = null;
+        this.checkEpisodeEnd();
+      });
+      return;
+    }
+    this.out = false;
+    const pauses = this.pausesInEpisode;
+    log(`Accepting connections again.${pauses > 1 ? ` (Out of file descriptors ${pauses} times in this episode.)` : ''}`);
   }
 }

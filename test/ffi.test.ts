@@ -4,7 +4,7 @@ import koffi from 'koffi';
 import * as libc from '../ffi/libc';
 import { EpollEventType, EPOLL_DATA_OFFSET, EPOLL_EVENT_SIZE, writeEpollEvent } from '../ffi/epoll_event';
 import { fromSockaddr, toSockaddr, SOCKADDR_IN_SIZE, SOCKADDR_IN6_SIZE, SOCKADDR_MAX } from '../ffi/sockaddr';
-import { makeSocketNonBlocking } from '../src/netutils';
+import { localAddress, makeSocketNonBlocking } from '../src/netutils';
 
 test('struct epoll_event is 12 bytes packed on x86_64 and 16 bytes elsewhere', (t) => {
   const expected = process.arch === 'x64' ? { size: 12, data: 4 } : { size: 16, data: 8 };
@@ -84,13 +84,18 @@ test('sockaddr rejects what is not an IP literal', (t) => {
 });
 
 test('errors carry the errno name', (t) => {
+  // A port held by a bound socket that does not listen: refused, whatever else runs here.
+  const holder = libc.check('socket', libc.socket(libc.AF_INET, libc.SOCK_STREAM | libc.SOCK_CLOEXEC, 0));
+  const any = toSockaddr('127.0.0.1', 0);
+  libc.check('bind', libc.bind(holder, any, any.length));
   const fd = libc.socket(libc.AF_INET, libc.SOCK_STREAM, 0);
-  const sa = toSockaddr('127.0.0.1', 1);
+  const sa = toSockaddr('127.0.0.1', localAddress(holder)!.port);
   t.is(libc.connect(fd, sa, sa.length), -1);
   const err = new libc.SysError('connect', libc.errno());
   t.is(err.code, 'ECONNREFUSED');
   t.is(err.message, 'connect: ECONNREFUSED');
   libc.close(fd);
+  libc.close(holder);
   t.is(libc.errnoName(libc.EAGAIN), 'EAGAIN');
   t.is(libc.close(-1), -1);
   t.is(libc.errnoName(libc.errno()), 'EBADF');

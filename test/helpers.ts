@@ -9,6 +9,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as libc from '../ffi/libc';
+import { toSockaddr } from '../ffi/sockaddr';
+import { localAddress } from '../src/netutils';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const RSP = path.join(ROOT, 'bin', 'rsp');
@@ -44,65 +46,209 @@ export interface RunningProcess {
   port: number;
   /** Everything printed so far, stdout and stderr interleaved. */
   output(): string;
-  /** Resolves with the first line matching `re` (already printed or still to come). */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
-  /** SIGTERM, then the exit code. */
+  /**
+   * Resolves with the `count`th complete line matching `re` (already printed or
+   * still to come); rejects after `timeoutMs`, or once the process has closed
+   * its output without printing it.
+   */
+  waitFor(re: RegExp, timeoutMs?: number, count?: number): Promise<string>;
+  /** SIGTERM, then the exit code (once its output is read to the end). */
   stop(): Promise<number | null>;
+  /** Resolves when the process has exited and its stdout and stderr are read to the end. */
+  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The exit code, resolved on 'close' (not 'exit': the output is all read by then). */
+  exited: Promise<number | null>;
 }
 
-/** Spawn a process and collect its output; it is killed when the test ends. */
-export function spawnProcess(t: ExecutionContext, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Omit<RunningProcess, 'port'> & { exited: Promise<number | null> } {
+/** True while the child has not exited (as far as Node knows). */
+export function running(proc: ChildProcess): boolean {
+  return proc.exitCode === null && proc.signalCode === null;
+}
+
+/**
+ * Spawn a process and collect its output; it is killed when the test ends.
+ * Its end is taken from 'close', which comes after 'exit' once stdout and
+ * stderr have been read to the end: a line printed just before exiting is
+ * never missed.
+ */
+export function spawnProcess(t: ExecutionContext, command: string, args: string[], env: NodeJS.ProcessEnv = {}): Omit<RunningProcess, 'port'> {
   const proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
+  // Complete lines, split as they come (a chunk may end in the middle of
+  // one): waiters scan only what is new, so a long trace costs no more than its length.
+  const lines: string[] = [];
+  let partial = '';
+  let isClosed = false;
+  const waiters = new Set<() => void>();
   const onText = (chunk: Buffer): void => {
-    out += chunk.toString();
-    for (const w of [...waiters]) {
-      const line = out.split('\n').find((l) => w.re.test(l));
-      if (line !== undefined) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
+    const text = chunk.toString();
+    out += text;
+    const parts = (partial + text).split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) lines.push(line);
+    for (const check of [...waiters]) check();
   };
   proc.stdout!.on('data', onText);
   proc.stderr!.on('data', onText);
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.on('close', (code, signal) => {
+      isClosed = true;
+      if (partial !== '') lines.push(partial);
+      partial = '';
+      for (const check of [...waiters]) check();
+      resolve({ code, signal });
+    });
+    // A spawn failure (ENOENT) comes as 'error', then 'close'.
+    proc.on('error', (error) => {
+      out += `[spawn error: ${error.message}]\n`;
+    });
   });
+  const exited = closed.then((c) => c.code);
+  t.teardown(async () => {
+    // Through the ChildProcess object, and only while it has not exited: a
+    // bare pid could belong to another process by now.
+    if (running(proc)) proc.kill('SIGKILL');
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+  });
+  /** The end of the output, for error messages. */
+  const tail = (): string => (out.length > 8000 ? `[...]${out.slice(-8000)}` : out);
   return {
     proc,
     pid: proc.pid!,
+    closed,
     exited,
     output: () => out,
-    waitFor(re: RegExp, timeoutMs = 20000): Promise<string> {
-      const line = out.split('\n').find((l) => re.test(l));
-      if (line !== undefined) return Promise.resolve(line);
+    waitFor(re: RegExp, timeoutMs = 20000, count = 1): Promise<string> {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
-        waiters.push({ re, resolve: (l) => { clearTimeout(timer); resolve(l); } });
-        exited.then((code) => {
+        let scanned = 0;
+        const found: string[] = [];
+        const what = `${count > 1 ? `${count} lines` : 'line'} matching ${re}`;
+        const check = (): void => {
+          for (; scanned < lines.length && found.length < count; scanned++) if (re.test(lines[scanned])) found.push(lines[scanned]);
+          if (found.length >= count) {
+            done();
+            resolve(found[count - 1]);
+          } else if (isClosed) {
+            done();
+            reject(new Error(`process closed its output (exit ${proc.exitCode ?? proc.signalCode}) before printing ${what} (${found.length} seen); output:\n${tail()}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no ${what} within ${timeoutMs} ms (${found.length} seen); output:\n${tail()}`));
+        }, timeoutMs);
+        const done = (): void => {
           clearTimeout(timer);
-          reject(new Error(`process exited (${code}) before printing ${re}; output:\n${out}`));
-        });
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
       });
     },
     async stop(): Promise<number | null> {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      if (running(proc)) proc.kill('SIGTERM');
       return exited;
     },
   };
 }
 
-/** Run `rsp config.lua` (extra CLI args first) and wait for its start line. */
+/** Run `rsp config.lua` (extra CLI args first) and wait for its start line. Listens on 127.0.0.1 unless told otherwise. */
 export async function startRsp(t: ExecutionContext, settings: Record<string, string | number | boolean>, extraArgs: string[] = []): Promise<RunningProcess> {
-  const file = tempFile(t, 'rsp.lua', luaConfig({ listenPort: '0', ...settings }));
+  const file = tempFile(t, 'rsp.lua', luaConfig({ listenPort: '0', listenAddress: '127.0.0.1', ...settings }));
   // --die-with-parent: even if this test process is killed, rsp goes with it.
   const p = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', ...extraArgs, file]);
   const line = await p.waitFor(/Listening on port \d+/);
   const port = Number(/Listening on port (\d+)/.exec(line)![1]);
   return { ...p, port };
+}
+
+/** The counters from the last set of `counters:` lines in `output`, as key -> number. */
+export function parseCounters(output: string): Record<string, number> {
+  const values: Record<string, number> = {};
+  const lines = output.split('\n').filter((l) => l.includes('counters:'));
+  // One set is five lines, the last ending in "closes".
+  const last = lines.map((l) => l.includes('counters: closes')).lastIndexOf(true);
+  for (const line of lines.slice(Math.max(0, last - 4), last + 1)) {
+    for (const [, key, value] of line.matchAll(/([\w()-]+)=(\d+(?:\.\d+)?)/g)) values[key] = Number(value);
+  }
+  return values;
+}
+
+/** SIGUSR2, then the counters rsp prints for it. */
+export async function countersOf(rsp: RunningProcess): Promise<Record<string, number>> {
+  const before = rsp.output().split('\n').filter((l) => l.includes('counters: closes')).length;
+  rsp.proc.kill('SIGUSR2');
+  await rsp.waitFor(/counters: closes/, 20000, before + 1);
+  return parseCounters(rsp.output());
+}
+
+/** Rejects with an error naming `what` unless `promise` settles within `ms`. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Poll `condition` every 10 ms until it holds; throws naming `what` after `limitMs`. */
+export async function waitUntil(condition: () => boolean, what: string, limitMs = 20000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > limitMs) throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Wait for an event on an emitter, with a timeout naming it. */
+export function once(emitter: NodeJS.EventEmitter, event: string, what: string, ms = 20000): Promise<unknown[]> {
+  return within(new Promise<unknown[]>((resolve) => emitter.once(event, (...args: unknown[]) => resolve(args))), ms, what);
+}
+
+/** A connected TCP client (rejects on error or after `ms`); destroyed when the test ends. */
+export function connectTo(t: ExecutionContext, port: number, host = '127.0.0.1', opts: { allowHalfOpen?: boolean; ms?: number } = {}): Promise<net.Socket> {
+  const s = net.connect({ port, host, allowHalfOpen: opts.allowHalfOpen });
+  t.teardown(() => s.destroy());
+  return within(new Promise<net.Socket>((resolve, reject) => {
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  }), opts.ms ?? 20000, `a connection to ${host} port ${port}`);
+}
+
+/**
+ * A TCP port on 127.0.0.1 held by a bound socket that does not listen:
+ * connections to it are refused, and no one else can take it. `serve` hands
+ * the very socket to a server, which listens on it: no window in which
+ * another process could take the port.
+ */
+export function refusingPort(t: ExecutionContext): { port: number; serve(server: net.Server): Promise<void> } {
+  const fd = libc.check('socket', libc.socket(libc.AF_INET, libc.SOCK_STREAM | libc.SOCK_CLOEXEC, 0));
+  let owned = true;
+  t.teardown(() => {
+    if (owned) libc.close(fd);
+  });
+  const sa = toSockaddr('127.0.0.1', 0);
+  libc.check('bind', libc.bind(fd, sa, sa.length));
+  const port = localAddress(fd)!.port;
+  return {
+    port,
+    serve(server: net.Server): Promise<void> {
+      owned = false;
+      t.teardown(() => {
+        if (server instanceof http.Server) server.closeAllConnections();
+        server.close();
+      });
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ fd }, () => resolve());
+      });
+    },
+  };
 }
 
 export function listen(t: ExecutionContext, server: net.Server, host = '127.0.0.1'): Promise<number> {
@@ -113,6 +259,9 @@ export function listen(t: ExecutionContext, server: net.Server, host = '127.0.0.
     s.on('error', () => {});
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
+    // A reset (rsp killed at the end of a test, a client that resets) must
+    // not become an uncaught error that takes the whole test file down.
+    s.on('error', () => {});
   });
   t.teardown(() => {
     for (const s of sockets) s.destroy();
@@ -140,23 +289,28 @@ export interface Response {
   body: Buffer;
 }
 
-/** One HTTP GET on a fresh connection. */
-export function get(port: number, urlPath = '/', host = '127.0.0.1'): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path: urlPath, agent: false }, (res) => {
+/** One HTTP GET on a fresh connection; fails naming the request if it is not complete within `ms`. */
+export function get(port: number, urlPath = '/', host = '127.0.0.1', ms = 20000): Promise<Response> {
+  let req: http.ClientRequest;
+  return within(new Promise<Response>((resolve, reject) => {
+    req = http.get({ host, port, path: urlPath, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
     req.on('error', reject);
-  });
+  }), ms, `the response to GET ${urlPath} from ${host} port ${port}`).finally(() => req.destroy());
 }
 
-/** Connect, optionally send bytes, and collect everything until the other end closes. */
-export function exchange(port: number, send: Buffer | string, opts: { end?: boolean; host?: string } = {}): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, opts.host ?? '127.0.0.1');
+/**
+ * Connect, optionally send bytes, and collect everything until the other end
+ * closes; fails naming what it waited for if that takes more than `ms`.
+ */
+export function exchange(port: number, send: Buffer | string, opts: { end?: boolean; host?: string; ms?: number } = {}): Promise<Buffer> {
+  const host = opts.host ?? '127.0.0.1';
+  const s = net.connect(port, host);
+  return within(new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     s.on('connect', () => {
       s.write(send);
@@ -165,6 +319,41 @@ export function exchange(port: number, send: Buffer | string, opts: { end?: bool
     s.on('data', (c) => chunks.push(c));
     s.on('end', () => resolve(Buffer.concat(chunks)));
     s.on('error', reject);
+  }), opts.ms ?? 20000, `the end of the stream from ${host} port ${port}`).finally(() => s.destroy());
+}
+
+/** Everything `s` receives until its peer ends the stream (or `ms` passes: an error naming `what`). */
+export function readToEnd(s: net.Socket, what: string, ms = 20000): Promise<Buffer> {
+  return within(new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.once('end', () => resolve(Buffer.concat(chunks)));
+    s.once('error', reject);
+  }), ms, what);
+}
+
+/** Reads from `s` until `n` bytes have arrived (more may follow). */
+export function readBytes(s: net.Socket, n: number, what: string, ms = 20000): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  let onData!: (c: Buffer) => void;
+  let onError!: (e: Error) => void;
+  let onEnd!: () => void;
+  return within(new Promise<Buffer>((resolve, reject) => {
+    onData = (c: Buffer): void => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= n) resolve(Buffer.concat(chunks));
+    };
+    onError = reject;
+    onEnd = (): void => reject(new Error(`stream ended after ${got} of ${n} bytes (${what})`));
+    s.on('data', onData);
+    s.on('error', onError);
+    s.on('end', onEnd);
+  }), ms, what).finally(() => {
+    s.off('data', onData);
+    s.off('error', onError);
+    s.off('end', onEnd);
   });
 }
 
@@ -197,7 +386,7 @@ export async function settle<T>(probe: () => T, stable = 5, intervalMs = 100, li
   let same = 0;
   const start = Date.now();
   while (same < stable) {
-    if (Date.now() - start > limitMs) throw new Error('value never settled');
+    if (Date.now() - start > limitMs) throw new Error(`value never settled within ${limitMs} ms (last: ${String(last)})`);
     await new Promise((r) => setTimeout(r, intervalMs));
     const now = probe();
     same = now === last ? same + 1 : 0;

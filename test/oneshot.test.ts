@@ -4,12 +4,14 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { get, httpBackend, ROOT, spawnProcess } from './helpers';
+import { get, httpBackend, refusingPort, ROOT, spawnProcess, waitUntil, within } from './helpers';
 
 const ONESHOT = path.join(ROOT, 'dist', 'examples', 'oneshot.js');
 
 async function startOneshot(t: ExecutionContext, backendPort: number) {
-  const p = spawnProcess(t, process.execPath, [ONESHOT, '0', '127.0.0.1', String(backendPort)]);
+  // setpriv --pdeathsig: the one-shot proxy has no --die-with-parent of its
+  // own; this way it still goes if this test process is killed.
+  const p = spawnProcess(t, 'setpriv', ['--pdeathsig', 'SIGTERM', process.execPath, ONESHOT, '0', '127.0.0.1', String(backendPort)]);
   const line = await p.waitFor(/Started\. {2}Listening on port \d+\./);
   t.regex(line, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] Started/);
   return { ...p, port: Number(/port (\d+)/.exec(line)![1]) };
@@ -28,24 +30,17 @@ function acceptQueue(port: number): number {
   throw new Error(`no listener on port ${port} in /proc/net/tcp`);
 }
 
-async function until(condition: () => boolean, what: string, limitMs = 20000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A raw HTTP/1.0 request; resolves with the whole response once the proxy closes the connection. */
-function rawRequest(port: number, urlPath: string, onConnect: () => void): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
+function rawRequest(t: ExecutionContext, port: number, urlPath: string, onConnect: () => void): Promise<string> {
+  const s = net.connect(port, '127.0.0.1');
+  t.teardown(() => s.destroy());
+  return within(new Promise((resolve, reject) => {
     let text = '';
     s.on('connect', () => s.write(`GET ${urlPath} HTTP/1.0\r\nHost: x\r\n\r\n`, onConnect));
     s.on('data', (c) => (text += c.toString()));
     s.on('end', () => resolve(text));
     s.on('error', reject);
-  });
+  }), 30000, `the response to ${urlPath}`);
 }
 
 test('the one-shot proxy serves two HTTP requests in sequence, then goes on accepting', async (t) => {
@@ -63,7 +58,8 @@ test('the one-shot proxy serves two HTTP requests in sequence, then goes on acce
   t.is(second.status, 200);
   t.is(second.body.toString(), 'hello from /second');
   t.deepEqual(seen, ['/first', '/second']);
-  t.is(proxy.proc.exitCode, null, 'still running, waiting for the next client');
+  // Still running, waiting for the next client: a third one is served.
+  t.is((await get(proxy.port, '/third')).body.toString(), 'hello from /third');
 });
 
 test('it serves one client at a time: a second client waits until the first one\'s slow response is complete', async (t) => {
@@ -84,20 +80,20 @@ test('it serves one client at a time: a second client waits until the first one\
   });
   const proxy = await startOneshot(t, backendPort);
 
-  const slow = rawRequest(proxy.port, '/slow', () => {}).then((text) => {
+  const slow = rawRequest(t, proxy.port, '/slow', () => {}).then((text) => {
     events.push('client A done');
     return text;
   });
-  await until(() => events.includes('backend got /slow'), 'the slow request to reach the backend');
+  await waitUntil(() => events.includes('backend got /slow'), 'the slow request to reach the backend');
 
   let bSent = false;
-  const fast = rawRequest(proxy.port, '/fast', () => (bSent = true)).then((text) => {
+  const fast = rawRequest(t, proxy.port, '/fast', () => (bSent = true)).then((text) => {
     events.push('client B done');
     return text;
   });
   // B is connected and its request is sent, yet it sits unaccepted in the
   // listen backlog: the proxy is blocked in read() on A's backend.
-  await until(() => bSent && acceptQueue(proxy.port) === 1, 'client B to wait in the accept queue');
+  await waitUntil(() => bSent && acceptQueue(proxy.port) === 1, 'client B to wait in the accept queue');
   t.false(events.includes('backend got /fast'));
   t.deepEqual(events, ['backend got /slow']);
 
@@ -115,32 +111,19 @@ test('it serves one client at a time: a second client waits until the first one\
 });
 
 test('a failed backend connect closes that client, and the next client is served', async (t) => {
-  // A port with nothing listening on it: take one, then free it.
-  const probe = net.createServer();
-  const backendPort = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as net.AddressInfo).port)));
-  await new Promise((r) => probe.close(r));
+  // A port that refuses connections, held (bound, not listening) until the backend comes up on it.
+  const backend = refusingPort(t);
+  const backendPort = backend.port;
   const proxy = await startOneshot(t, backendPort);
 
   // Closed without a response: a FIN, or a reset if the request had already
   // arrived (closing a socket with unread bytes makes the kernel send RST).
-  const refused = await rawRequest(proxy.port, '/', () => {}).catch((error: NodeJS.ErrnoException) => error.code);
+  const refused = await rawRequest(t, proxy.port, '/', () => {}).catch((error: NodeJS.ErrnoException) => error.code);
   t.true(refused === '' || refused === 'ECONNRESET', String(refused));
   await proxy.waitFor(/Could not connect to backend 127\.0\.0\.1:\d+: connect: ECONNREFUSED/);
 
   // Now bring the backend up on that port: the proxy is still accepting.
-  const server = http.createServer((_req, res) => res.end('up now'));
-  await listenOn(t, server, backendPort);
+  await backend.serve(http.createServer((_req, res) => res.end('up now')));
   const response = await get(proxy.port, '/');
   t.is(response.body.toString(), 'up now');
 });
-
-function listenOn(t: ExecutionContext, server: http.Server, port: number): Promise<void> {
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-}

@@ -1,11 +1,12 @@
 // The proxy end to end: the real CLI between real clients and real backends,
 // in both trigger modes.
 import test from 'ava';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as libc from '../ffi/libc';
 import { createAndBind } from '../src/listener';
 import { localAddress } from '../src/netutils';
-import { bothModes, echoBackend, exchange, get, httpBackend, listen, patternBytes, sha256, startRsp } from './helpers';
+import { bothModes, connectTo, countersOf, echoBackend, exchange, get, httpBackend, listen, once, patternBytes, readToEnd, refusingPort, sha256, startRsp, within } from './helpers';
 
 bothModes('proxies an HTTP request to the backend, twice', async (t, mode) => {
   const backendPort = await httpBackend(t, (req, res) => res.end(`hello from ${req.url}`));
@@ -30,8 +31,9 @@ bothModes('survives a client that disconnects mid-response, and serves the next'
   const big = patternBytes(20 * 1024 * 1024, 3);
   const backendPort = await httpBackend(t, (req, res) => res.end(req.url === '/big' ? big : 'small'));
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
-  await new Promise<void>((resolve, reject) => {
-    const s = net.connect(rsp.port, '127.0.0.1', () => s.write('GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+  const s = await connectTo(t, rsp.port);
+  s.write('GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  await within(new Promise<void>((resolve, reject) => {
     let got = 0;
     s.on('data', (c) => {
       got += c.length;
@@ -41,7 +43,7 @@ bothModes('survives a client that disconnects mid-response, and serves the next'
       }
     });
     s.on('error', reject);
-  });
+  }), 20000, 'the first 100 KB of the download');
   const res = await get(rsp.port, '/small');
   t.is(res.body.toString(), 'small');
   t.false(rsp.output().includes('Error'), rsp.output());
@@ -52,7 +54,8 @@ bothModes('handles 4 slow requests at the same time', async (t, mode) => {
   let mostInFlight = 0;
   let waiting: (() => void)[] = [];
   // Each request is answered only once all four are in the backend at once:
-  // a proxy that served one connection at a time would never finish.
+  // a proxy that served one connection at a time would never finish (get()
+  // fails after its timeout).
   const backendPort = await httpBackend(t, (_req, res) => {
     inFlight++;
     mostInFlight = Math.max(mostInFlight, inFlight);
@@ -63,7 +66,7 @@ bothModes('handles 4 slow requests at the same time', async (t, mode) => {
     if (waiting.length === 4) {
       const all = waiting;
       waiting = [];
-      setTimeout(() => all.forEach((f) => f()), 2000);
+      all.forEach((f) => f());
     }
   });
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
@@ -76,8 +79,8 @@ bothModes('echoes 10 MB full-duplex byte for byte', async (t, mode) => {
   const backendPort = await echoBackend(t);
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
   const data = patternBytes(10 * 1024 * 1024, 7);
-  const back = await new Promise<Buffer>((resolve, reject) => {
-    const s = net.connect(rsp.port, '127.0.0.1');
+  const s = await connectTo(t, rsp.port);
+  const back = await within(new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let received = 0;
     s.on('data', (c) => {
@@ -99,8 +102,8 @@ bothModes('echoes 10 MB full-duplex byte for byte', async (t, mode) => {
         }
       }
     };
-    s.on('connect', pump);
-  });
+    pump();
+  }), 60000, 'the 10 MB echo');
   t.is(back.length, data.length);
   t.is(sha256(back), sha256(data));
 });
@@ -132,31 +135,24 @@ bothModes('half-close: the client can keep sending after the backend has finishe
   let resolveReceived!: (v: string) => void;
   const received = { promise: new Promise<string>((r) => (resolveReceived = r)), resolve: (v: string) => resolveReceived(v) };
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
-  const s = net.connect({ port: rsp.port, host: '127.0.0.1', allowHalfOpen: true });
-  const banner = await new Promise<string>((resolve) => {
-    let text = '';
-    s.on('data', (c) => (text += c.toString()));
-    s.on('end', () => resolve(text));
-  });
-  t.is(banner, 'banner\n');
+  const s = await connectTo(t, rsp.port, '127.0.0.1', { allowHalfOpen: true });
+  const banner = await readToEnd(s, 'the banner and the backend\'s FIN');
+  t.is(banner.toString(), 'banner\n');
   s.end('still here');
-  t.is(await received.promise, 'still here');
+  t.is(await within(received.promise, 20000, 'the backend to receive the client\'s bytes and FIN'), 'still here');
 });
 
 bothModes('a dead backend closes the client promptly and the proxy keeps serving', async (t, mode) => {
-  // Find a port with nothing on it, then bring a backend up there later.
-  const probe = net.createServer();
-  const port = await new Promise<number>((r) => probe.listen(0, '127.0.0.1', () => r((probe.address() as net.AddressInfo).port)));
-  await new Promise((r) => probe.close(r));
+  // A port that refuses connections, held until a backend comes up on it.
+  const backend = refusingPort(t);
+  const port = backend.port;
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: port, triggerMode: mode });
   const reply = await exchange(rsp.port, 'GET / HTTP/1.0\r\n\r\n').catch((e: NodeJS.ErrnoException) => e.code);
   t.true(reply === 'ECONNRESET' || (Buffer.isBuffer(reply) && reply.length === 0), String(reply));
   const line = await rsp.waitFor(/Could not connect to backend/);
   t.regex(line, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] Could not connect to backend 127\.0\.0\.1:\d+ for client 127\.0\.0\.1:\d+: ECONNREFUSED$/);
   // Still alive: the backend comes up and requests go through.
-  const server = (await import('node:http')).createServer((_req, res) => res.end('back'));
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
-  t.teardown(() => server.close());
+  await backend.serve((await import('node:http')).createServer((_req, res) => res.end('back')));
   t.is((await get(rsp.port)).body.toString(), 'back');
 });
 
@@ -166,19 +162,31 @@ bothModes('IPv6: listens on ::1 and proxies to an IPv6 backend', async (t, mode)
   t.is((await get(rsp.port, '/', '::1')).body.toString(), 'six');
 });
 
+bothModes('"[::1]" in brackets, as listenAddress and as backendAddress', async (t, mode) => {
+  const backendPort = await httpBackend(t, (_req, res) => res.end('bracketed'), '::1');
+  const rsp = await startRsp(t, { listenAddress: '[::1]', backendAddress: '[::1]', backendPort, triggerMode: mode });
+  t.is((await get(rsp.port, '/', '::1')).body.toString(), 'bracketed');
+  // Listening on ::1 itself (not on "::"): /proc/net/tcp6 lists the listening socket's address.
+  const hexPort = rsp.port.toString(16).toUpperCase().padStart(4, '0');
+  const listening = fs.readFileSync('/proc/net/tcp6', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[3] === '0A' && f[1]?.endsWith(`:${hexPort}`));
+  t.deepEqual(listening.map((f) => f[1]), [`00000000000000000000000001000000:${hexPort}`]);
+});
+
+bothModes('"::" is dual-stack: an IPv4 and an IPv6 client both reach the backend', async (t, mode) => {
+  const backendPort = await httpBackend(t, (req, res) => res.end(`from ${req.socket.remoteAddress} for ${req.url}`));
+  const rsp = await startRsp(t, { listenAddress: '::', backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  t.is((await get(rsp.port, '/v4', '127.0.0.1')).body.toString(), 'from 127.0.0.1 for /v4');
+  t.is((await get(rsp.port, '/v6', '::1')).body.toString(), 'from 127.0.0.1 for /v6');
+  t.is((await countersOf(rsp)).accepts, 2);
+});
+
 bothModes('answers 500 concurrent clients', async (t, mode) => {
   const backendPort = await httpBackend(t, (req, res) => res.end(`n=${req.url!.slice(1)}`));
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
   const n = 500;
   // Open all 500 connections first, then send every request.
-  const sockets = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(rsp.port, '127.0.0.1', () => resolve(s));
-      s.on('error', reject);
-    })),
-  );
-  t.teardown(() => sockets.forEach((s) => s.destroy()));
-  const replies = await Promise.all(
+  const sockets = await Promise.all(Array.from({ length: n }, () => connectTo(t, rsp.port, '127.0.0.1', { ms: 60000 })));
+  const replies = await within(Promise.all(
     sockets.map((s, i) => new Promise<string>((resolve, reject) => {
       let text = '';
       s.on('data', (c) => (text += c.toString()));
@@ -186,25 +194,23 @@ bothModes('answers 500 concurrent clients', async (t, mode) => {
       s.on('error', reject);
       s.write(`GET /${i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
     })),
-  );
+  ), 60000, 'all 500 replies');
   replies.forEach((text, i) => t.true(text.endsWith(`n=${i}`), text));
 });
 
-test('SIGINT and SIGTERM stop rsp with exit code 0', async (t) => {
-  const backendPort = await echoBackend(t);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`${signal} on its own stops rsp with exit code 0, counters and "Stopped."`, async (t) => {
+    const backendPort = await echoBackend(t);
     const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort });
+    t.is((await exchange(rsp.port, 'ping', { end: true })).toString(), 'ping');
     rsp.proc.kill(signal);
-    t.is(await rsp.stop(), 0, `${signal}: ${rsp.output()}`);
-  }
-});
-
-/** Resolves with what the server sent, or rejects if the stream has not ended within `ms`. */
-function readToEnd(port: number, send: string, ms = 20000): Promise<Buffer> {
-  return Promise.race([
-    exchange(port, send),
-    new Promise<Buffer>((_, reject) => setTimeout(() => reject(new Error(`no end of stream within ${ms} ms`)), ms).unref()),
-  ]);
+    // Only this signal: no SIGTERM after it (stop() would send one).
+    const { code, signal: killedBy } = await within(rsp.closed, 20000, `rsp to exit after ${signal}`);
+    t.is(killedBy, null, rsp.output());
+    t.is(code, 0, rsp.output());
+    t.regex(rsp.output(), /counters: closes /);
+    t.regex(rsp.output(), /\] Stopped\.$/m);
+  });
 }
 
 for (const rdhup of [true, false]) {
@@ -213,7 +219,7 @@ for (const rdhup of [true, false]) {
     const backendPort = await listen(t, net.createServer((s) => s.once('data', () => s.end(body))));
     const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, rdhup });
     for (let i = 0; i < 5; i++) {
-      const got = await readToEnd(rsp.port, 'GET /big HTTP/1.0\r\n\r\n');
+      const got = await exchange(rsp.port, 'GET /big HTTP/1.0\r\n\r\n');
       t.is(sha256(got), sha256(body), `download ${i + 1}`);
     }
   });
@@ -221,7 +227,7 @@ for (const rdhup of [true, false]) {
   bothModes(`a backend that answers and closes at once: the answer and the end both arrive (rdhup = ${rdhup})`, async (t, mode) => {
     const backendPort = await listen(t, net.createServer((s) => s.once('data', (d) => s.end(d))));
     const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, rdhup });
-    for (let i = 0; i < 6; i++) t.is((await readToEnd(rsp.port, `ping ${i}`)).toString(), `ping ${i}`);
+    for (let i = 0; i < 6; i++) t.is((await exchange(rsp.port, `ping ${i}`)).toString(), `ping ${i}`);
   });
 }
 
@@ -229,17 +235,10 @@ bothModes('a backend that speaks first (SMTP-style greeting) is heard without th
   const backendPort = await listen(t, net.createServer((s) => s.write('220 ready\r\n')));
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
   for (let i = 0; i < 3; i++) {
-    const greeting = await new Promise<string>((resolve, reject) => {
-      const s = net.connect(rsp.port, '127.0.0.1');
-      const timer = setTimeout(() => reject(new Error('no greeting within 10 s')), 10000);
-      s.once('data', (d) => {
-        clearTimeout(timer);
-        s.destroy();
-        resolve(d.toString());
-      });
-      s.on('error', reject);
-    });
-    t.is(greeting, '220 ready\r\n');
+    const s = await connectTo(t, rsp.port);
+    const [greeting] = await once(s, 'data', 'the backend\'s greeting');
+    s.destroy();
+    t.is(String(greeting), '220 ready\r\n');
   }
 });
 
@@ -257,17 +256,20 @@ bothModes('a backend that never answers the SYN: the connect times out, the clie
     await new Promise((r) => s.once('connect', r));
   }
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: port, triggerMode: mode, connectTimeout: 300 });
-  const reply = await readToEnd(rsp.port, 'hello').catch((e: NodeJS.ErrnoException) => e.code);
+  const reply = await exchange(rsp.port, 'hello').catch((e: NodeJS.ErrnoException) => e.code);
   t.true(reply === 'ECONNRESET' || (Buffer.isBuffer(reply) && reply.length === 0), String(reply));
   t.regex(await rsp.waitFor(/Could not connect/), /Could not connect to backend 127\.0\.0\.1:\d+ for client 127\.0\.0\.1:\d+: ETIMEDOUT$/);
-  t.is(rsp.proc.exitCode, null);
+  // Still serving: the next client is accepted and gets the same prompt close.
+  const again = await exchange(rsp.port, 'hello again').catch((e: NodeJS.ErrnoException) => e.code);
+  t.true(again === 'ECONNRESET' || (Buffer.isBuffer(again) && again.length === 0), String(again));
+  const c = await countersOf(rsp);
+  t.is(c.accepts, 2);
+  t.is(c.ETIMEDOUT, 2, 'both backend connects timed out');
 });
 
-test('a dead backend is logged at most once a second, with a count of the rest', async (t) => {
-  const probe = net.createServer();
-  const port = await new Promise<number>((r) => probe.listen(0, '127.0.0.1', () => r((probe.address() as net.AddressInfo).port)));
-  await new Promise((r) => probe.close(r));
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: port });
+bothModes('a dead backend is logged at most once a second, with a count of the rest', async (t, mode) => {
+  const { port } = refusingPort(t);
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: port, triggerMode: mode });
   for (let i = 0; i < 20; i++) await exchange(rsp.port, 'x').catch(() => null);
   await rsp.waitFor(/Could not connect/);
   const lines = rsp.output().split('\n').filter((l) => l.includes('Could not connect'));
@@ -291,19 +293,10 @@ bothModes('a connection with no bytes either way for idleTimeout is closed on bo
     s.resume(); // read, so the FIN is seen
   }));
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, idleTimeout: 300 });
-  const s = net.connect(rsp.port, '127.0.0.1');
-  t.teardown(() => s.destroy());
+  const s = await connectTo(t, rsp.port);
   s.on('error', () => {});
-  await new Promise((r) => s.once('connect', r));
   s.write('one request, then silence');
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('not closed within 20 s')), 20000);
-    s.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-  await backendSawClose;
-  rsp.proc.kill('SIGUSR2');
-  t.regex(await rsp.waitFor(/counters: closes/), /idle-timeout=2/);
+  await once(s, 'close', 'the idle client to be closed');
+  await within(backendSawClose, 20000, 'the backend to see its connection closed');
+  t.is((await countersOf(rsp))['idle-timeout'], 2);
 });
