@@ -48,8 +48,9 @@ export class Proxy implements ConnectionOwner, Pairing {
   backend: Connection | null = null;
   /** The member picked for `backend`, until the pairing ends (then released to the pool). */
   private member: Member | null = null;
-  /** Members whose connect failed for this client (null until one did). */
+  /** Members whose connect failed for this client (null until one did), and why the last one did. */
   private tried: Member[] | null = null;
+  private lastFailure = '';
   /** The client's sockaddr, kept only for balance = "hash" (a retry hashes it again). */
   private readonly clientKey: Buffer | null;
   /** resetBoth() is closing both sides itself: no cascade in onClose. */
@@ -217,6 +218,7 @@ export class Proxy implements ConnectionOwner, Pairing {
     this.pool.failed(member, reason);
     if (this.client.isClosed) return;
     (this.tried ??= []).push(member);
+    this.lastFailure = reason;
     if (this.tried.length <= this.pool.retries) {
       this.connectNext(failed);
       return;
@@ -230,6 +232,6 @@ export class Proxy implements ConnectionOwner, Pairing {
     if (this.tried === null) {
       this.ctx.errors.error(`pool ${this.pool.name} empty`, `No member of backend ${this.pool.name} is up: client ${describePeer(this.client.fd)} cut`);
     }
-    this.client.reset(this.tried === null ? 'no backend (none up)' : 'no backend');
+    this.client.reset(`no backend (${this.tried === null ? 'none up' : this.lastFailure})`);
   }
 }
