@@ -164,6 +164,8 @@ export class Reactor {
     const due = this.ready;
     this.ready = this.spareReady;
     let timeout = due.length > 0 ? 0 : this.nextTimeout();
+    // Trace output stuck behind a full stdout: come back for it soon.
+    if (trace.on && trace.backlogged && (timeout < 0 || timeout > 50)) timeout = 50;
     if (maxWait >= 0 && (timeout < 0 || timeout > maxWait)) timeout = maxWait;
     const n = libc.epoll_wait(this.epfd, this.eventBuffer, this.maxEvents, timeout);
     if (trace.on) trace.line(0, `epoll_wait(max ${this.maxEvents}, timeout ${timeout}) = ${result(n)}`);

@@ -40,6 +40,8 @@ export class Trace {
   on = false;
   private fd = 1;
   private pending = '';
+  /** Bytes a write() did not take (a full pipe): they go first next time, not encoded again. */
+  private unwritten: Buffer | null = null;
   private dropped = 0;
 
   start(fd = 1): void {
@@ -47,9 +49,14 @@ export class Trace {
     this.fd = fd;
   }
 
+  /** Output is waiting for a stuck stdout: the reactor should not sleep for long. */
+  get backlogged(): boolean {
+    return this.unwritten !== null;
+  }
+
   /** A line at depth 0 (epoll_wait), 1 (an event for a handler) or 2 (a call made for it). */
   line(depth: number, text: string): void {
-    if (this.pending.length > MAX_PENDING) {
+    if (this.pending.length + (this.unwritten?.length ?? 0) > MAX_PENDING) {
       this.dropped++;
       return;
     }
@@ -62,14 +69,19 @@ export class Trace {
       this.pending += `[trace: ${this.dropped} lines dropped, output could not keep up]\n`;
       this.dropped = 0;
     }
-    while (this.pending.length > 0) {
-      const bytes = Buffer.from(this.pending);
+    for (;;) {
+      if (this.unwritten === null) {
+        if (this.pending.length === 0) return;
+        this.unwritten = Buffer.from(this.pending);
+        this.pending = '';
+      }
+      const bytes = this.unwritten;
       const n = libc.write(this.fd, bytes, bytes.length);
       if (n < 0) {
         if (libc.errno() === libc.EINTR) continue;
         return; // EAGAIN on a full pipe: keep it for the next turn
       }
-      this.pending = n === bytes.length ? '' : bytes.subarray(n).toString();
+      this.unwritten = n === bytes.length ? null : bytes.subarray(n);
     }
   }
 }
