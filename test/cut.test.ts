@@ -3,8 +3,8 @@
 import test, { type ExecutionContext } from 'ava';
 import * as net from 'node:net';
 import * as libc from '../ffi/libc';
-import { bothModes, listen, patternBytes, startRsp } from './helpers';
-import { acknowledged, connectFd, readFd, refusingPort, takeOver, writeFd, type Received } from './sockets';
+import { bothModes, listen, patternBytes, refusingPort, startRsp } from './helpers';
+import { acknowledged, connectFd, readFd, takeOver, writeFd, type Received } from './sockets';
 
 function connect(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -66,8 +66,7 @@ bothModes('a client that resets after uploading 100 KB: the backend gets the 100
 });
 
 bothModes('no backend: the client gets a reset, not an empty clean end', async (t, mode) => {
-  const { port, fd } = refusingPort();
-  t.teardown(() => libc.close(fd));
+  const { port } = refusingPort(t);
   const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort: port, triggerMode: mode });
   const c = connectFd(rsp.port);
   await writeFd(c, Buffer.from('hello')).catch(() => {}); // may already be reset

@@ -1,13 +1,11 @@
 // Error lines that come in floods are limited to one a second per kind, and
 // a burst never ends without its tally.
 import test from 'ava';
-import * as libc from '../ffi/libc';
-import { startRsp } from './helpers';
-import { connectFd, readFd, refusingPort } from './sockets';
+import { refusingPort, startRsp } from './helpers';
+import { connectFd, readFd } from './sockets';
 
 test('a burst of failed connects is logged once, then the tally of the rest when the second is over, with no more traffic', async (t) => {
-  const dead = refusingPort();
-  t.teardown(() => libc.close(dead.fd));
+  const dead = refusingPort(t);
   const rsp = await startRsp(t, { listenAddress: '127.0.0.1', backendAddress: '127.0.0.1', backendPort: dead.port });
   const clients = 10;
   const results = await Promise.all(Array.from({ length: clients }, () => readFd(connectFd(rsp.port))));

@@ -3,10 +3,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
-import * as libc from '../ffi/libc';
-import { bothModes, listen, RSP, startRsp, tempFile } from './helpers';
+import { bothModes, listen, refusingPort, RSP, startRsp, tempFile } from './helpers';
 import { startRspLua } from './lua';
-import { refusingPort } from './sockets';
 
 /** A backend that answers every connection with its name and closes; counts what it served and what is open. */
 async function named(t: ExecutionContext, name: string, opts: { holdMs?: number } = {}): Promise<{ port: number; served: () => number; open: () => number }> {
@@ -143,8 +141,7 @@ backends = { app = { ${members.slice(0, n).map((m) => `"127.0.0.1:${m.port}"`).j
 });
 
 bothModes('a dead member costs no client an error: its connects are retried on the others', async (t, mode) => {
-  const dead = refusingPort();
-  t.teardown(() => libc.close(dead.fd));
+  const dead = refusingPort(t);
   const [a, b] = await Promise.all([named(t, 'a'), named(t, 'b')]);
   const rsp = await rspWith(t, `listenPort = 0 listenAddress = "127.0.0.1" triggerMode = "${mode}"
 backends = { app = { "127.0.0.1:${dead.port}", "127.0.0.1:${a.port}", "127.0.0.1:${b.port}" } }`);
@@ -156,8 +153,7 @@ backends = { app = { "127.0.0.1:${dead.port}", "127.0.0.1:${a.port}", "127.0.0.1
 });
 
 test('the bytes a client sent before a failed connect reach the member that answers', async (t) => {
-  const dead = refusingPort();
-  t.teardown(() => libc.close(dead.fd));
+  const dead = refusingPort(t);
   const echo = await listen(t, net.createServer((s) => s.pipe(s)));
   const rsp = await rspWith(t, `listenPort = 0 listenAddress = "127.0.0.1"
 backends = { app = { "127.0.0.1:${dead.port}", "127.0.0.1:${echo}" } }`);
@@ -173,8 +169,7 @@ backends = { app = { "127.0.0.1:${dead.port}", "127.0.0.1:${echo}" } }`);
 });
 
 test('backup members take traffic only while no primary is up', async (t) => {
-  const dead = refusingPort();
-  t.teardown(() => libc.close(dead.fd));
+  const dead = refusingPort(t);
   const [primary, spare] = await Promise.all([named(t, 'primary'), named(t, 'spare')]);
   const rsp = await rspWith(t, `listenPort = 0 listenAddress = "127.0.0.1"
 backends = { app = { "127.0.0.1:${primary.port}", { "127.0.0.1:${spare.port}", backup = true } } }`);
@@ -186,12 +181,8 @@ backends = { app = { "127.0.0.1:${dead.port}", { "127.0.0.1:${spare.port}", back
 });
 
 bothModes('all members down: clients are reset promptly and rsp keeps serving', async (t, mode) => {
-  const dead1 = refusingPort();
-  const dead2 = refusingPort();
-  t.teardown(() => {
-    libc.close(dead1.fd);
-    libc.close(dead2.fd);
-  });
+  const dead1 = refusingPort(t);
+  const dead2 = refusingPort(t);
   const rsp = await rspWith(t, `listenPort = 0 listenAddress = "127.0.0.1" triggerMode = "${mode}"
 backends = { app = { "127.0.0.1:${dead1.port}", "127.0.0.1:${dead2.port}", failTimeout = 200 } }`);
   for (let i = 0; i < 3; i++) {

@@ -113,18 +113,3 @@ export function takeOver(socket: net.Socket): number {
   return libc.check('dup', libc.dup(fdOf(socket)));
 }
 
-/**
- * A loopback port that refuses connections and stays so: a socket bound to it
- * but not listening holds it, so no other test can take it meanwhile (as a
- * closed listener's port could be). Close the returned fd when done.
- */
-export function refusingPort(): { port: number; fd: number } {
-  const fd = libc.check('socket', libc.socket(libc.AF_INET, libc.SOCK_STREAM | libc.SOCK_CLOEXEC, 0));
-  const sa = toSockaddr('127.0.0.1', 0);
-  libc.check('bind', libc.bind(fd, sa, sa.length));
-  const out = Buffer.alloc(128);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(128, 0);
-  libc.check('getsockname', libc.getsockname(fd, out, len));
-  return { port: out.readUInt16BE(2), fd };
-}
