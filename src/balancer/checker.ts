@@ -9,6 +9,7 @@
 // `timeout`. A probe is a reactor Handler of its own, reused from round to
 // round; its fd lives from connect() to the verdict and is always closed.
 import * as libc from '../../ffi/libc';
+import { socketError } from '../connection';
 import { startConnect } from '../netutils';
 import type { Handler, Reactor, Timer } from '../reactor';
 import { logError } from '../log';
@@ -36,16 +37,6 @@ const STATUS_LINE_MAX = 256;
 const CONNECTING = 0;
 const SENDING = 1;
 const READING = 2;
-
-const soError = Buffer.alloc(4);
-const soErrorLength = Buffer.alloc(4);
-
-/** The pending error of a socket: how its non-blocking connect() ended (0: connected). */
-function pendingError(fd: number): number {
-  soErrorLength.writeUInt32LE(4, 0);
-  if (libc.getsockopt(fd, libc.SOL_SOCKET, libc.SO_ERROR, soError, soErrorLength) < 0) return libc.errno();
-  return soError.readInt32LE(0);
-}
 
 /** One member's probe: connect, then (HTTP) send the request and read the status line. */
 class Probe implements Handler {
@@ -100,7 +91,7 @@ class Probe implements Handler {
   handle(events: number): void {
     if (this.phase === CONNECTING) {
       if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) === 0) return;
-      const err = pendingError(this.fd);
+      const err = socketError(this.fd);
       if (err !== 0) return this.fail(libc.errnoName(err));
       if ((events & EPOLLOUT) === 0) return this.fail('connection closed');
       // Connected: that is all a TCP check asks, even if the peer hangs up at once.
