@@ -205,6 +205,18 @@ test.serial('EPOLLONESHOT: one epoll_ctl per event in both modes; a ready list n
   t.is(rows[2].figures.epollCtl, 0, 'registered once, never modified');
 });
 
+test.serial('balancing with one slow member: round-robin gives it a third, leastconn much less', async (t) => {
+  t.timeout(60000);
+  const rr = await lab.balanceRun(P, 'roundrobin');
+  const lc = await lab.balanceRun(P, 'leastconn');
+  t.log(`roundrobin: ${rr.result}`);
+  t.log(`leastconn: ${lc.result}`);
+  t.is(rr.figures.failed + lc.figures.failed, 0);
+  // One client at a time per member turn: exactly a third each.
+  t.deepEqual([rr.figures.fastA, rr.figures.fastB, rr.figures.slow], [P.balanceRequests / 3, P.balanceRequests / 3, P.balanceRequests / 3]);
+  t.true(lc.figures.slow < rr.figures.slow / 2, lc.result);
+});
+
 test('counter lines parse into sets, and two sets subtract', (t) => {
   const out = [
     '[2026-11-27 13:25:05] counters: epoll_wait calls=10 events=20 events-per-wait=2.00 max-events-per-wait=4 stale-events=0 deferred=1',

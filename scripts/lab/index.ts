@@ -27,6 +27,7 @@ import { experiment as wakeups } from './experiments/wakeups';
 import { experiment as urgent } from './experiments/urgent';
 import { experiment as dupTrap } from './experiments/dup-trap';
 import { experiment as oneshot } from './experiments/oneshot';
+import { experiment as balance } from './experiments/balance';
 
 /** In the order they run and appear in the table. */
 export const EXPERIMENTS: readonly Experiment[] = [
@@ -39,6 +40,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   urgent,
   dupTrap,
   oneshot,
+  balance,
 ];
 
 /** Run the selected experiments one after another; `progress` gets a line per row. */
@@ -82,3 +84,4 @@ export { epolloutCost, rdhupCost } from './experiments/wakeups';
 export { backendTrace, urgentData } from './experiments/urgent';
 export { dupTrap } from './experiments/dup-trap';
 export { oneshotLoop } from './experiments/oneshot';
+export { balanceRun } from './experiments/balance';

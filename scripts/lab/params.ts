@@ -43,6 +43,10 @@ export interface LabParams {
   idleMs: number;
   /** 9: how long the raw loop is measured once both streams flow. */
   oneshotMs: number;
+  /** 10: one-request connections through a pool of three (one slow), this many at a time, and the slow member's delay. */
+  balanceRequests: number;
+  balanceConcurrency: number;
+  balanceSlowMs: number;
   /** Any experiment: no progress for this long means rsp is stuck (reported, never waited out). */
   stallMs: number;
 }
@@ -68,6 +72,9 @@ export const FULL: LabParams = {
   wakeRequests: 5000,
   idleMs: 1000,
   oneshotMs: 1500,
+  balanceRequests: 3000,
+  balanceConcurrency: 16,
+  balanceSlowMs: 20,
   stallMs: 3000,
 };
 
@@ -92,5 +99,8 @@ export const QUICK: LabParams = {
   wakeRequests: 1000,
   idleMs: 300,
   oneshotMs: 500,
+  balanceRequests: 600,
+  balanceConcurrency: 16,
+  balanceSlowMs: 20,
   stallMs: 1000,
 };

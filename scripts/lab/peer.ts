@@ -221,7 +221,7 @@ export async function withRsp<T>(settings: RspSettings, onBackend: (peer: Peer, 
   let rsp: RspProcess | null = null;
   try {
     const backendPort = peer.listen((fd) => onBackend(peer, fd));
-    rsp = await RspProcess.start({ backendPort, ...settings });
+    rsp = await RspProcess.start('backends' in settings ? settings : { backendPort, ...settings });
     return await body(rsp, peer);
   } finally {
     if (rsp !== null) await rsp.kill();

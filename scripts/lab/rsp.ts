@@ -128,7 +128,15 @@ export function track(proc: ChildProcess): void {
   proc.once('close', () => running.delete(proc));
 }
 
-export type RspSettings = Record<string, string | number | boolean>;
+/** A setting written into the config as Lua, as it is (a table: `backends = { ... }`). */
+export class Lua {
+  constructor(readonly text: string) {}
+  toString(): string {
+    return this.text;
+  }
+}
+
+export type RspSettings = Record<string, string | number | boolean | Lua>;
 
 function luaConfig(settings: RspSettings): string {
   return Object.entries(settings)
@@ -153,7 +161,9 @@ export class RspProcess {
   static async start(settings: RspSettings): Promise<RspProcess> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rsp-lab-'));
     const config = path.join(dir, 'rsp.lua');
-    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, backendAddress: HOST, ...settings }));
+    // A pool (backends = ...) replaces backendAddress/backendPort.
+    const backend: RspSettings = 'backends' in settings ? {} : { backendAddress: HOST };
+    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, ...backend, ...settings }));
     const proc = spawn(process.execPath, [RSP_BIN, '--die-with-parent', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.set(proc, dir);
     let closed = false;

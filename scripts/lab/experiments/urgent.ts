@@ -3,7 +3,6 @@
 // the backend directly gets 2000 bytes (the urgent byte is out of band);
 // through rsp it should get the same. It is where "a short read means the
 // socket is empty" does not hold: read() stops at the urgent mark.
-import koffi from 'koffi';
 import * as libc from '../../../ffi/libc';
 import { toSockaddr } from '../../../ffi/sockaddr';
 import { socketError } from '../../../src/connection';
@@ -14,10 +13,6 @@ import { HOST, MODES, type LabParams, type Mode } from '../params';
 import { Peer, REQUEST, withRsp } from '../peer';
 import type { RspSettings } from '../rsp';
 import { n0, plural } from '../table';
-
-// ffi/libc.ts binds recv but not send: only this experiment sends with flags.
-const send: (fd: number, buf: Buffer, count: number, flags: number) => number =
-  koffi.load('libc.so.6').func('long send(int, const void *, unsigned long, int)');
 
 const PART = 1000;
 const A = Buffer.alloc(PART, 'A');
@@ -51,7 +46,7 @@ class UrgentSender implements Handler {
       };
       // Each step only if the one before went through.
       void (step('write A', libc.write(this.fd, A, A.length), A.length) &&
-        step('send MSG_OOB', send(this.fd, URGENT, 1, libc.MSG_OOB), 1) &&
+        step('send MSG_OOB', libc.send(this.fd, URGENT, 1, libc.MSG_OOB), 1) &&
         step('write B', libc.write(this.fd, B, B.length), B.length));
     }
     this.abort();
