@@ -6,6 +6,7 @@ listenAddress = "0.0.0.0"
 backendAddress = "127.0.0.1"
 backendPort = "8888"
 resolver = ""              -- the system resolver; or a DNS server: "192.0.2.53:53"
+resolveInterval = 5000     -- ms between lookups of backends given by name; 0: at start-up only
 backend = ""               -- the pool listenPort's listener sends to, when backends has several
 
 -- Instead of backendAddress/backendPort, pools of several backends (docs/balancing.md):

@@ -8,8 +8,9 @@
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
-import { ConfigError, configWarnings, loadConfig, type Config } from './config';
+import { ConfigError, configWarnings, itselfReason, loadConfig, type Config } from './config';
 import { describeCounters } from './counters';
+import { DnsFollower } from './dns';
 import { log, logError } from './log';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
@@ -146,11 +147,16 @@ function start(config: Config): void {
     channel.port1.postMessage(message);
     libc.write(wakeFd, one, 8); // wakes the worker's epoll_wait
   };
+  // Members given by name follow DNS from here, the main thread, whose event loop is free.
+  const follower = config.resolveInterval > 0 && config.names.length > 0
+    ? new DnsFollower(config.names, config.resolveInterval, config.resolver, (change) => tell({ type: 'members', ...change }), (pool, m) => itselfReason(config, pool, m))
+    : null;
   let stopping = false;
   running = {
     stop(): void {
       if (stopping) return;
       stopping = true;
+      follower?.stop();
       tell({ type: 'stop' });
     },
     counters: () => tell({ type: 'counters' }),
@@ -164,6 +170,7 @@ function start(config: Config): void {
       case 'listening':
         // The C rsp's line for one listener; all the ports for several.
         log(message.ports.length === 1 ? `Started.  Listening on port ${message.ports[0]}.` : `Started.  Listening on ports ${message.ports.join(', ')}.`);
+        if (!stopping) follower?.start();
         break;
       case 'fatal':
         logError(message.message);

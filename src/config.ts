@@ -13,7 +13,8 @@ import { isIP, isIPv4 } from 'node:net';
 import * as os from 'node:os';
 import { lauxlib, lua, lualib, to_luastring } from 'fengari';
 import { checkKnownNames, ConfigError } from './configcheck';
-import { DEFAULT_POOL, parseListeners, parsePools, poolFor, readLuaValue, singlePool, type ListenerConfig, type LuaValue, type PoolConfig } from './pools';
+import { expandNames, type NamedMember } from './dns';
+import { DEFAULT_POOL, parseListeners, parsePools, poolFor, readLuaValue, singlePool, type ListenerConfig, type LuaValue, type MemberConfig, type PoolConfig } from './pools';
 
 export type TriggerMode = 'level' | 'edge';
 
@@ -24,6 +25,7 @@ export interface Config {
   backendAddress: string;
   backendPort: number;
   resolver: string;
+  resolveInterval: number;
   triggerMode: TriggerMode;
   maxEvents: number;
   readBufferSize: number;
@@ -44,6 +46,8 @@ export interface Config {
   pools: PoolConfig[];
   /** From `listeners`, or the one of listenAddress/listenPort. */
   listeners: ListenerConfig[];
+  /** Members given by name, each now one member per address; followed in DNS by src/dns.ts. */
+  names: NamedMember[];
 }
 
 export { ConfigError, checkKnownNames, didYouMean } from './configcheck';
@@ -80,12 +84,13 @@ function readsUntilEmpty(config: Config): boolean {
 export const OPTIONS: Option[] = [
   { name: 'listenPort', kind: { type: 'port', min: 0 }, unless: 'listeners', doc: 'Port to accept clients on. "0" picks a free port; the start line reports it. Not with `listeners`.' },
   { name: 'listenAddress', kind: { type: 'host' }, default: '0.0.0.0', doc: 'Address to listen on. "::" listens on IPv6 and IPv4; "::1" or "127.0.0.1" on loopback only.' },
-  { name: 'backendAddress', kind: { type: 'host' }, unless: 'backends', doc: 'Backend host: an IPv4 or IPv6 address, or a name resolved once at start-up. Must not be rsp\'s own listener. With backendPort, a pool of one member (named "default"); not with `backends`.' },
+  { name: 'backendAddress', kind: { type: 'host' }, unless: 'backends', doc: 'Backend host: an IPv4 or IPv6 address, or a name (one member per address it has, followed in DNS: see resolveInterval). Must not be rsp\'s own listener. With backendPort, a pool of one member (named "default"); not with `backends`.' },
   { name: 'backendPort', kind: { type: 'port', min: 1 }, unless: 'backends', doc: 'Backend port (1-65535).' },
-  { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; names are resolved at start-up) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect). See docs/balancing.md.' },
+  { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; a name becomes one member per address, followed in DNS: see resolveInterval) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect). See docs/balancing.md.' },
   { name: 'backend', kind: { type: 'name' }, default: '', doc: 'The pool listenPort\'s listener sends to; needed only when `backends` has several.' },
   { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app" } (address defaults to "0.0.0.0"; backend may be left out when there is one pool).' },
-  { name: 'resolver', kind: { type: 'resolver' }, default: '', doc: 'DNS server that resolves the names in listenAddress and backendAddress at start-up, as "address" or "address:port" ("[::1]:53" for IPv6; port 53 if not given); then /etc/hosts is not read. "": the system resolver (getaddrinfo).' },
+  { name: 'resolver', kind: { type: 'resolver' }, default: '', doc: 'DNS server that resolves the names in listenAddress (at start-up), backendAddress and backends (at start-up and every resolveInterval), as "address" or "address:port" ("[::1]:53" for IPv6; port 53 if not given); then /etc/hosts is not read. "": the system resolver (getaddrinfo).' },
+  { name: 'resolveInterval', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 5000, doc: 'Milliseconds between lookups of the backend members given by name: each becomes one member per A/AAAA record, new addresses join the pool and vanished ones leave it once their connections end; a failing lookup keeps the last good answer (one line per episode). Members given as IP addresses are never resolved. 0: resolve once, at start-up.' },
   { name: 'triggerMode', kind: { type: 'enum', values: ['level', 'edge'] }, default: 'level', doc: 'How epoll reports readiness: "level" (reported while ready) or "edge" (reported when it changes, so every handler drains what is there: see readPolicy).' },
   { name: 'backlog', kind: { type: 'int', min: 1, max: 65535 }, default: 4096, doc: 'listen() backlog: connections the kernel holds until accepted (capped by net.core.somaxconn).' },
   { name: 'maxEvents', kind: { type: 'int', min: 1, max: 65536 }, default: 256, doc: 'Most events taken from one epoll_wait call.' },
@@ -434,6 +439,7 @@ function topology(config: Config, given: Set<string>, tables: Map<string, LuaVal
   } else {
     config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools) }];
   }
+  config.names = []; // filled by loadConfig
 }
 
 // ---- start-up resolution -------------------------------------------------
@@ -484,23 +490,28 @@ function isLocal(address: string): boolean {
   return Object.values(os.networkInterfaces()).some((list) => (list ?? []).some((i) => canonical(i.address) === address));
 }
 
-/** A backend that is rsp's own listener would have rsp connect to itself until it runs out of fds. */
-function checkNotItself(config: Config): void {
+/** Why member `m` of `pool` is rsp's own listener (rsp would connect to itself until it runs out of fds), or null. */
+export function itselfReason(config: Config, pool: string, m: MemberConfig): string | null {
   for (const l of config.listeners) {
-    if (l.port === 0) continue;
+    if (l.port === 0 || m.port !== l.port) continue;
     const listen = canonical(l.address);
     // "::" is dual-stack (the listener clears IPV6_V6ONLY); "0.0.0.0" is IPv4 only.
-    for (const pool of config.pools) {
-      for (const m of pool.members) {
-        if (m.port !== l.port) continue;
-        const backend = canonical(m.address);
-        const wildcard = listen === '::' || (listen === '0.0.0.0' && isIP(backend) === 4);
-        if (backend !== listen && !(wildcard && isLocal(backend))) continue;
-        const what = pool.name === DEFAULT_POOL && config.backendAddress !== undefined
-          ? `backendAddress ${backend} port ${m.port}`
-          : `backends.${pool.name} member ${m.name}`;
-        throw new ConfigError(`${what} is rsp's own listener (listenAddress ${listen}, listenPort ${l.port}): rsp would proxy to itself`);
-      }
+    const backend = canonical(m.address);
+    const wildcard = listen === '::' || (listen === '0.0.0.0' && isIP(backend) === 4);
+    if (backend !== listen && !(wildcard && isLocal(backend))) continue;
+    const what = pool === DEFAULT_POOL && config.backendAddress !== undefined
+      ? `backendAddress ${backend} port ${m.port}`
+      : `backends.${pool} member ${m.name}`;
+    return `${what} is rsp's own listener (listenAddress ${listen}, listenPort ${l.port}): rsp would proxy to itself`;
+  }
+  return null;
+}
+
+function checkNotItself(config: Config): void {
+  for (const pool of config.pools) {
+    for (const m of pool.members) {
+      const why = itselfReason(config, pool.name, m);
+      if (why !== null) throw new ConfigError(why);
     }
   }
 }
@@ -510,11 +521,7 @@ export async function loadConfig(path: string): Promise<Config> {
   const config = parseConfig(path);
   const resolver = makeResolver(config.resolver);
   for (const l of config.listeners) l.address = await resolveAddress(l.address, config.listeners.length > 1 ? 'listeners address' : 'listenAddress', resolver);
-  for (const pool of config.pools) {
-    for (const m of pool.members) {
-      m.address = await resolveAddress(m.host, pool.name === DEFAULT_POOL && config.backendAddress !== undefined ? 'backendAddress' : `backends.${pool.name} member`, resolver);
-    }
-  }
+  config.names = await expandNames(config.pools, config.resolver, (pool) => (pool.name === DEFAULT_POOL && config.backendAddress !== undefined ? 'backendAddress' : `backends.${pool.name} member`));
   if (config.listenAddress !== undefined && config.listeners.length === 1) config.listenAddress = config.listeners[0].address;
   if (config.backendAddress !== undefined) config.backendAddress = config.pools[0].members[0].address;
   checkNotItself(config);

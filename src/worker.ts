@@ -8,12 +8,14 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
 import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
-import type { Config } from './config';
+import type { Config, MemberConfig } from './config';
+import type { MemberChange } from './dns';
 import { LimitedLog, setLogSink, logError } from './log';
 import { Pairings } from './pairings';
 import { Listener } from './listener';
 import { HealthChecker } from './balancer/checker';
 import { Pool } from './balancer/pool';
+import type { MemberSpec } from './balancer/member';
 import { Proxy, type ProxyContext } from './proxy';
 import { Reactor, type Handler, type Counters } from './reactor';
 import { result, trace } from './trace';
@@ -34,7 +36,7 @@ export type WorkerMessage =
   | { type: 'stopped'; counters: Counters };
 
 /** Messages the main thread sends to a worker. */
-export type ControlMessage = { type: 'stop' } | { type: 'counters' };
+export type ControlMessage = { type: 'stop' } | { type: 'counters' } | ({ type: 'members' } & MemberChange);
 
 const eventfdValue = Buffer.alloc(8);
 
@@ -47,6 +49,7 @@ class Control implements Handler {
     readonly fd: number,
     private readonly port: MessagePort,
     private readonly reactor: Reactor,
+    private readonly pools: Map<string, Pool>,
   ) {}
 
   handle(_events: number): void {
@@ -57,12 +60,28 @@ class Control implements Handler {
       const message = m.message as ControlMessage;
       if (message.type === 'stop') this.reactor.stop();
       else if (message.type === 'counters') post({ type: 'counters', counters: this.reactor.counters });
+      else if (message.type === 'members') changeMembers(this.pools, message);
     }
   }
 
   abort(error: unknown): void {
     logError(`control: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+/** DNS said so (src/dns.ts): members join a pool first, then others leave it, so it is never empty in between. */
+function changeMembers(pools: Map<string, Pool>, change: MemberChange): void {
+  const pool = pools.get(change.pool);
+  if (pool === undefined) return;
+  for (const m of change.add) if (!pool.members.some((x) => x.name === m.name)) pool.add(memberSpec(m));
+  for (const name of change.remove) {
+    const m = pool.members.find((x) => x.name === name);
+    if (m !== undefined) pool.remove(m); // its pairings go on; it is released when they end
+  }
+}
+
+function memberSpec(m: MemberConfig): MemberSpec {
+  return { name: m.name, sockaddr: toSockaddr(m.address, m.port), weight: m.weight, backup: m.backup, maxConnections: m.maxConnections };
 }
 
 function post(message: WorkerMessage): void {
@@ -101,7 +120,7 @@ function main(): void {
   for (const p of config.pools) {
     const pool = new Pool({
       name: p.name,
-      members: p.members.map((m) => ({ name: m.name, sockaddr: toSockaddr(m.address, m.port), weight: m.weight, backup: m.backup, maxConnections: m.maxConnections })),
+      members: p.members.map(memberSpec),
       balance: p.balance,
       maxFails: p.maxFails,
       failTimeout: p.failTimeout,
@@ -137,7 +156,7 @@ function main(): void {
       return;
     }
   }
-  reactor.add(new Control(wakeFd, port, reactor), libc.EPOLLIN);
+  reactor.add(new Control(wakeFd, port, reactor, pools), libc.EPOLLIN);
   for (const checker of checkers) checker.start();
 
   post({ type: 'listening', ports: listeners.map((l) => l.port) });

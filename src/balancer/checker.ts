@@ -314,6 +314,12 @@ export class HealthChecker {
 
   private requestFor(m: Member): Buffer | null {
     if (this.http === null) return null;
-    return Buffer.from(`GET ${this.http} HTTP/1.0\r\nHost: ${m.name}\r\nUser-Agent: rsp-health-check\r\nConnection: close\r\n\r\n`, 'latin1');
+    return Buffer.from(`GET ${this.http} HTTP/1.0\r\nHost: ${hostOf(m.name)}\r\nUser-Agent: rsp-health-check\r\nConnection: close\r\n\r\n`, 'latin1');
   }
+}
+
+/** The Host of a member's check: "app.internal:8080" of "app.internal:8080 (10.0.0.5)", a member that follows DNS. */
+function hostOf(name: string): string {
+  const space = name.indexOf(' ');
+  return space < 0 ? name : name.slice(0, space);
 }

@@ -33,6 +33,8 @@ export class Member {
 
   /** UP or DOWN. */
   state = UP;
+  /** False once it has left its pool (pool.remove): its pairings go on, but nothing marks it up or down. */
+  inPool = true;
   /** Why it went down, as logged ('' while up). */
   downReason = '';
   /** When it last went down (the pool's clock). */

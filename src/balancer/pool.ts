@@ -150,7 +150,7 @@ export class Pool {
     m.failures++;
     // As nginx: the only member of a pool is never taken out by failures -
     // there is nowhere else to send its clients (active checks still can).
-    if (this.maxFails === 0 || m.state !== UP || this.members.length === 1) return;
+    if (this.maxFails === 0 || m.state !== UP || !m.inPool || this.members.length === 1) return;
     const now = this.clock.now;
     if (m.failCount === 0 || now - m.firstFailAt >= this.failTimeout) {
       m.failCount = 0;
@@ -169,7 +169,7 @@ export class Pool {
 
   /** Take `m` out of rotation until `until` (Infinity: until an active check brings it back). */
   markDown(m: Member, why: string, until = Infinity): void {
-    if (m.state === DOWN) return;
+    if (m.state === DOWN || !m.inPool) return; // one that left no longer counts towards upCount
     // Members whose failTimeout is over count as up in this line's tally.
     if (this.clock.now >= this.nextRevival) this.revive(this.clock.now);
     m.state = DOWN;
@@ -186,7 +186,7 @@ export class Pool {
 
   /** Put `m` back in rotation (ramping its weight over slowStart). */
   markUp(m: Member): void {
-    if (m.state === UP) return;
+    if (m.state === UP || !m.inPool) return;
     const now = this.clock.now;
     m.state = UP;
     m.downReason = '';
@@ -217,6 +217,7 @@ export class Pool {
     const i = this.members.indexOf(m);
     if (i < 0) return;
     this.members.splice(i, 1);
+    m.inPool = false;
     const group = m.backup ? this.backups : this.primaries;
     group.splice(group.indexOf(m), 1);
     if (m.state === UP) {

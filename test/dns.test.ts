@@ -1,0 +1,204 @@
+// Backends that follow DNS: a member given by name becomes one member per
+// address, and the pool follows the name's answers as they change. The DNS
+// server is a tiny one on 127.0.0.1 written here; the backends listen on
+// 127.0.0.1, .2 and .3 (all loopback on Linux) on one port.
+import test, { type ExecutionContext } from 'ava';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import { connectTo, patternBytes, readBytes, readToEnd, RSP, sha256, spawnProcess, tempFile, waitUntil, type RunningProcess } from './helpers';
+
+/** A DNS server on 127.0.0.1 answering A and AAAA questions from tables the test changes. */
+interface DnsServer {
+  port: number;
+  a: Record<string, string[]>;
+  aaaa: Record<string, string[]>;
+  /** True: every query is dropped, as by a server that stopped answering. */
+  silent: boolean;
+  /** Queries received (answered or not). */
+  queries: number;
+}
+
+function ipv6Bytes(address: string): Buffer {
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, ''];
+  const h = head === '' ? [] : head.split(':');
+  const tl = tail === '' ? [] : tail.split(':');
+  const groups = [...h, ...Array<string>(8 - h.length - tl.length).fill('0'), ...tl];
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  return b;
+}
+
+async function dnsServer(t: ExecutionContext): Promise<DnsServer> {
+  const socket = dgram.createSocket('udp4');
+  t.teardown(() => socket.close());
+  const server: DnsServer = { port: 0, a: {}, aaaa: {}, silent: false, queries: 0 };
+  socket.on('message', (query, peer) => {
+    server.queries++;
+    if (server.silent || query.length < 12) return;
+    let at = 12;
+    const labels: string[] = [];
+    while (at < query.length && query[at] !== 0) {
+      labels.push(query.subarray(at + 1, at + 1 + query[at]).toString());
+      at += 1 + query[at];
+    }
+    const questionEnd = at + 5; // the 0 label, QTYPE, QCLASS
+    if (questionEnd > query.length) return;
+    const name = labels.join('.').toLowerCase();
+    const type = query.readUInt16BE(at + 1);
+    const known = name in server.a || name in server.aaaa;
+    const addresses = type === 1 ? server.a[name] ?? [] : type === 28 ? server.aaaa[name] ?? [] : [];
+    const header = Buffer.from(query.subarray(0, 12));
+    header[2] = 0x84 | (query[2] & 0x01); // a response, authoritative; RD copied
+    header[3] = 0x80 | (known ? 0 : 3); // RA; no error (maybe no record of this type) or NXDOMAIN
+    header.writeUInt16BE(1, 4); // one question
+    header.writeUInt16BE(addresses.length, 6);
+    header.writeUInt32BE(0, 8); // no authority or additional records
+    // Each answer: a pointer to the question's name, the type, class IN, TTL 1 s, the address.
+    const answers = addresses.map((address) => {
+      const data = type === 1 ? Buffer.from(address.split('.').map(Number)) : ipv6Bytes(address);
+      const rr = Buffer.from([0xc0, 0x0c, 0, type, 0, 1, 0, 0, 0, 1, 0, data.length]);
+      return Buffer.concat([rr, data]);
+    });
+    socket.send(Buffer.concat([header, query.subarray(12, questionEnd), ...answers]), peer.port, peer.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  server.port = socket.address().port;
+  return server;
+}
+
+/**
+ * Backends on one port at each of `hosts`: each says where it is ("127.0.0.2\n")
+ * and then echoes. The port is the first host's ephemeral one, tried again
+ * elsewhere if another host has it taken.
+ */
+async function backendsOnOnePort(t: ExecutionContext, hosts: string[]): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const servers: net.Server[] = [];
+    let port = 0;
+    try {
+      for (const host of hosts) {
+        const server = net.createServer((s) => {
+          s.on('error', () => {});
+          s.write(`${host}\n`);
+          s.pipe(s);
+        });
+        servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, host, () => resolve());
+        });
+        port = (server.address() as net.AddressInfo).port;
+      }
+      const sockets = new Set<net.Socket>();
+      for (const server of servers) {
+        server.on('connection', (s) => {
+          sockets.add(s);
+          s.on('close', () => sockets.delete(s));
+        });
+      }
+      t.teardown(() => {
+        for (const s of sockets) s.destroy();
+        for (const server of servers) server.close();
+      });
+      return port;
+    } catch (error) {
+      for (const server of servers) server.close();
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    }
+  }
+  throw new Error(`no port free on all of ${hosts.join(', ')} in 20 tries`);
+}
+
+/** The first line the backend sends: which one the client reached. */
+async function whichBackend(s: net.Socket, what: string): Promise<string> {
+  let line = '';
+  while (!line.includes('\n')) line += (await readBytes(s, 1, what)).toString();
+  const [first, rest] = line.split('\n', 2);
+  if (rest !== undefined && rest !== '') throw new Error(`unexpected bytes after the backend's name: ${JSON.stringify(rest)}`);
+  return first;
+}
+
+/** `n` clients one after another: how many reached each backend. */
+async function spread(t: ExecutionContext, port: number, n: number): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const s = await connectTo(t, port);
+    const who = await whichBackend(s, `client ${i + 1}'s backend`);
+    counts[who] = (counts[who] ?? 0) + 1;
+    s.destroy();
+  }
+  return counts;
+}
+
+async function startRspWith(t: ExecutionContext, lua: string): Promise<RunningProcess> {
+  const p = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', tempFile(t, 'rsp.lua', lua)]);
+  const line = await p.waitFor(/Listening on port \d+/);
+  return { ...p, port: Number(/Listening on port (\d+)/.exec(line)![1]) };
+}
+
+function countLines(rsp: RunningProcess, re: RegExp): number {
+  return rsp.output().split('\n').filter((l) => re.test(l)).length;
+}
+
+test('a pool follows DNS: addresses join, leave after their connections end, and a DNS outage keeps the last answer', async (t) => {
+  const dns = await dnsServer(t);
+  dns.a['svc.test'] = ['127.0.0.1', '127.0.0.2'];
+  const port = await backendsOnOnePort(t, ['127.0.0.1', '127.0.0.2', '127.0.0.3']);
+  const rsp = await startRspWith(t, [
+    'listenAddress = "127.0.0.1" listenPort = "0"',
+    `resolver = "127.0.0.1:${dns.port}"`,
+    'resolveInterval = 100',
+    `backends = { app = { "svc.test:${port}" } }`,
+  ].join('\n') + '\n');
+  const member = (address: string): string => `svc\\.test:${port} \\(${address.replace(/\./g, '\\.')}\\)`;
+
+  // (a) Two A records: two members, round-robin between them.
+  t.deepEqual(await spread(t, rsp.port, 4), { '127.0.0.1': 2, '127.0.0.2': 2 });
+
+  // (b) A third address joins, and gets its share.
+  dns.a['svc.test'] = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+  await rsp.waitFor(new RegExp(`Backend app member ${member('127.0.0.3')} joins; 3 of 3 up\\.`));
+  t.deepEqual(await spread(t, rsp.port, 6), { '127.0.0.1': 2, '127.0.0.2': 2, '127.0.0.3': 2 });
+
+  // (c) One leaves: a connection it has goes on, new clients go to the others.
+  let long: net.Socket | null = null;
+  for (let i = 0; i < 3 && long === null; i++) {
+    const s = await connectTo(t, rsp.port);
+    if ((await whichBackend(s, 'the long connection\'s backend')) === '127.0.0.2') long = s;
+    else s.destroy();
+  }
+  if (long === null) throw new Error('three clients in a row did not reach 127.0.0.2 in a rotation of three');
+  const first = patternBytes(64 * 1024, 7);
+  long.write(first);
+  t.is(sha256(await readBytes(long, first.length, 'the first echo on the long connection')), sha256(first));
+
+  dns.a['svc.test'] = ['127.0.0.1', '127.0.0.3'];
+  await rsp.waitFor(new RegExp(`Backend app member ${member('127.0.0.2')} leaves; 2 of 2 up\\.`));
+  t.deepEqual(await spread(t, rsp.port, 4), { '127.0.0.1': 2, '127.0.0.3': 2 });
+  const rest = patternBytes(1024 * 1024, 8);
+  const echoed = readToEnd(long, 'the rest of the long connection, after its member left');
+  long.end(rest);
+  t.is(sha256(await echoed), sha256(rest), 'the long connection went on, byte-exact, after its member left the pool');
+
+  // (d) The DNS server stops answering: the last answer stays, one line says so.
+  const failure = /DNS: cannot resolve backends\.app member /;
+  const recovery = /DNS: backends\.app member .* resolves again/;
+  // A try that timed out on a busy machine is an episode of its own: let it end first.
+  await waitUntil(() => countLines(rsp, failure) === countLines(rsp, recovery), 'no DNS failure episode in progress');
+  const failuresBefore = countLines(rsp, failure);
+  const recoveriesBefore = countLines(rsp, recovery);
+  dns.silent = true;
+  const line = await rsp.waitFor(failure, 20000, failuresBefore + 1);
+  t.regex(line, new RegExp(`member svc\\.test:${port} \\(.*no answer in time.*\\); keeping its last addresses: 127\\.0\\.0\\.1, 127\\.0\\.0\\.3\\.$`));
+  // Several more failed rounds (two questions, two tries each, a round) still make one line.
+  const queries = dns.queries;
+  await waitUntil(() => dns.queries >= queries + 12, 'three more rounds of lookups while the DNS server is silent');
+  t.deepEqual(await spread(t, rsp.port, 4), { '127.0.0.1': 2, '127.0.0.3': 2 });
+  t.is(countLines(rsp, failure), failuresBefore + 1, rsp.output());
+  dns.silent = false;
+  t.regex(await rsp.waitFor(recovery, 20000, recoveriesBefore + 1), /svc\.test:\d+ resolves again: 127\.0\.0\.1, 127\.0\.0\.3\.$/);
+  t.deepEqual(await spread(t, rsp.port, 4), { '127.0.0.1': 2, '127.0.0.3': 2 });
+  t.notRegex(rsp.output(), /\(127\.0\.0\.[13]\) leaves/);
+
+  t.is(await rsp.stop(), 0);
+});
