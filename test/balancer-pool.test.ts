@@ -276,3 +276,21 @@ test('bad pool settings are one clear error', (t) => {
   const pool = new Pool({ name: 'app', members: [spec(A)], clock });
   t.throws(() => pool.add(spec(A)), { message: 'pool app: member 10.0.0.1:8080 is already in it' });
 });
+
+test('a member that left (DNS) is no longer picked; a connect to it that fails afterwards, or a check, changes nothing', (t) => {
+  const { pool, lines } = setup([spec(A), spec(B), spec(C)]);
+  const b = pool.members[1];
+  const picks = [pool.pick()!, pool.pick()!]; // A, then B: a connect to B is in progress
+  t.is(picks[1], b);
+  pool.remove(b);
+  t.false(b.inPool);
+  t.deepEqual(lines, ['info Backend app member 10.0.0.2:8080 leaves; 2 of 2 up.']);
+  pool.failed(b, 'ECONNREFUSED'); // the connect that was in progress
+  pool.markDown(b, 'health check: connection refused'); // a check already under way
+  pool.markUp(b);
+  t.is(b.active, 0, 'the failed pick is ended');
+  t.is(pool.upCount, 2, 'up count unchanged by the member that left');
+  t.is(lines.length, 1, lines.join('\n'));
+  t.deepEqual(names(pool, 4).sort(), [A, A, C, C]);
+  pool.released(picks[0]);
+});

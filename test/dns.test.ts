@@ -1,11 +1,11 @@
 // Backends that follow DNS: a member given by name becomes one member per
 // address, and the pool follows the name's answers as they change. The DNS
 // server is a tiny one on 127.0.0.1 written here; the backends listen on
-// 127.0.0.1, .2 and .3 (all loopback on Linux) on one port.
+// 127.0.0.1, .2 and .3 (all loopback on Linux) or ::1, on one port.
 import test, { type ExecutionContext } from 'ava';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import { connectTo, patternBytes, readBytes, readToEnd, RSP, sha256, spawnProcess, tempFile, waitUntil, type RunningProcess } from './helpers';
+import { connectTo, get, patternBytes, readBytes, readToEnd, RSP, sha256, spawnProcess, tempFile, waitUntil, type RunningProcess } from './helpers';
 
 /** A DNS server on 127.0.0.1 answering A and AAAA questions from tables the test changes. */
 interface DnsServer {
@@ -14,6 +14,8 @@ interface DnsServer {
   aaaa: Record<string, string[]>;
   /** True: every query is dropped, as by a server that stopped answering. */
   silent: boolean;
+  /** Not 0: every query gets this response code and no record (2 SERVFAIL, 3 NXDOMAIN). */
+  rcode: number;
   /** Queries received (answered or not). */
   queries: number;
 }
@@ -31,7 +33,7 @@ function ipv6Bytes(address: string): Buffer {
 async function dnsServer(t: ExecutionContext): Promise<DnsServer> {
   const socket = dgram.createSocket('udp4');
   t.teardown(() => socket.close());
-  const server: DnsServer = { port: 0, a: {}, aaaa: {}, silent: false, queries: 0 };
+  const server: DnsServer = { port: 0, a: {}, aaaa: {}, silent: false, rcode: 0, queries: 0 };
   socket.on('message', (query, peer) => {
     server.queries++;
     if (server.silent || query.length < 12) return;
@@ -46,10 +48,10 @@ async function dnsServer(t: ExecutionContext): Promise<DnsServer> {
     const name = labels.join('.').toLowerCase();
     const type = query.readUInt16BE(at + 1);
     const known = name in server.a || name in server.aaaa;
-    const addresses = type === 1 ? server.a[name] ?? [] : type === 28 ? server.aaaa[name] ?? [] : [];
+    const addresses = server.rcode !== 0 ? [] : type === 1 ? server.a[name] ?? [] : type === 28 ? server.aaaa[name] ?? [] : [];
     const header = Buffer.from(query.subarray(0, 12));
     header[2] = 0x84 | (query[2] & 0x01); // a response, authoritative; RD copied
-    header[3] = 0x80 | (known ? 0 : 3); // RA; no error (maybe no record of this type) or NXDOMAIN
+    header[3] = 0x80 | (server.rcode !== 0 ? server.rcode : known ? 0 : 3); // RA; no error (maybe no record of this type) or NXDOMAIN
     header.writeUInt16BE(1, 4); // one question
     header.writeUInt16BE(addresses.length, 6);
     header.writeUInt32BE(0, 8); // no authority or additional records
@@ -71,17 +73,13 @@ async function dnsServer(t: ExecutionContext): Promise<DnsServer> {
  * and then echoes. The port is the first host's ephemeral one, tried again
  * elsewhere if another host has it taken.
  */
-async function backendsOnOnePort(t: ExecutionContext, hosts: string[]): Promise<number> {
+async function backendsOnOnePort(t: ExecutionContext, hosts: string[], make: (host: string) => net.Server = echoNamed): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const servers: net.Server[] = [];
     let port = 0;
     try {
       for (const host of hosts) {
-        const server = net.createServer((s) => {
-          s.on('error', () => {});
-          s.write(`${host}\n`);
-          s.pipe(s);
-        });
+        const server = make(host);
         servers.push(server);
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
@@ -107,6 +105,15 @@ async function backendsOnOnePort(t: ExecutionContext, hosts: string[]): Promise<
     }
   }
   throw new Error(`no port free on all of ${hosts.join(', ')} in 20 tries`);
+}
+
+/** Says where it is ("127.0.0.2\n"), then echoes. */
+function echoNamed(host: string): net.Server {
+  return net.createServer((s) => {
+    s.on('error', () => {});
+    s.write(`${host}\n`);
+    s.pipe(s);
+  });
 }
 
 /** The first line the backend sends: which one the client reached. */
@@ -200,5 +207,63 @@ test('a pool follows DNS: addresses join, leave after their connections end, and
   t.deepEqual(await spread(t, rsp.port, 4), { '127.0.0.1': 2, '127.0.0.3': 2 });
   t.notRegex(rsp.output(), /\(127\.0\.0\.[13]\) leaves/);
 
+  t.is(await rsp.stop(), 0);
+});
+
+test('a name with A and AAAA records is one member per address; an HTTP check asks for the name as Host', async (t) => {
+  const dns = await dnsServer(t);
+  dns.a['dual.test'] = ['127.0.0.1'];
+  dns.aaaa['dual.test'] = ['::1'];
+  const hosts = new Set<string>();
+  const port = await backendsOnOnePort(t, ['127.0.0.1', '::1'], (host) => net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', (request: Buffer) => {
+      const header = /\r\nHost: ([^\r]*)\r\n/i.exec(request.toString('latin1'));
+      if (request.toString('latin1').startsWith('GET /health ') && header !== null) hosts.add(header[1]);
+      s.end(`HTTP/1.0 200 OK\r\nContent-Length: ${host.length}\r\n\r\n${host}`);
+    });
+  }));
+  // resolveInterval = 0: resolved once, at start-up, to both addresses.
+  const rsp = await startRspWith(t, [
+    'listenAddress = "127.0.0.1" listenPort = "0"',
+    `resolver = "127.0.0.1:${dns.port}"`,
+    'resolveInterval = 0',
+    `backends = { app = { { "dual.test:${port}", weight = 2 }, check = { interval = 100, timeout = 100, http = "/health" } } }`,
+  ].join('\n') + '\n');
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < 4; i++) {
+    const body = (await get(rsp.port, '/')).body.toString();
+    counts[body] = (counts[body] ?? 0) + 1;
+  }
+  t.deepEqual(counts, { '127.0.0.1': 2, '::1': 2 });
+  await waitUntil(() => hosts.size > 0, 'a health check');
+  t.deepEqual([...hosts], [`dual.test:${port}`]);
+  t.is(await rsp.stop(), 0);
+  t.notRegex(rsp.output(), /is down|DNS:/, rsp.output());
+});
+
+test('NXDOMAIN and SERVFAIL keep the last answer: one line for the whole episode, one when it ends', async (t) => {
+  const dns = await dnsServer(t);
+  dns.a['gone.test'] = ['127.0.0.1', '127.0.0.2'];
+  const port = await backendsOnOnePort(t, ['127.0.0.1', '127.0.0.2']);
+  const rsp = await startRspWith(t, [
+    'listenAddress = "127.0.0.1" listenPort = "0"',
+    `resolver = "127.0.0.1:${dns.port}"`,
+    'resolveInterval = 100',
+    `backends = { app = { "gone.test:${port}" } }`,
+  ].join('\n') + '\n');
+  const failure = /DNS: cannot resolve backends\.app member /;
+  await waitUntil(() => countLines(rsp, failure) === countLines(rsp, /resolves again/), 'no DNS failure episode in progress');
+  const before = countLines(rsp, failure);
+  dns.rcode = 3;
+  t.regex(await rsp.waitFor(failure, 20000, before + 1), /gone\.test:\d+ \(no such name \(NXDOMAIN\), ENOTFOUND\); keeping its last addresses: 127\.0\.0\.1, 127\.0\.0\.2\.$/);
+  dns.rcode = 2;
+  const queries = dns.queries;
+  await waitUntil(() => dns.queries >= queries + 8, 'more rounds of lookups answered SERVFAIL');
+  t.deepEqual(await spread(t, rsp.port, 4), { '127.0.0.1': 2, '127.0.0.2': 2 });
+  t.is(countLines(rsp, failure), before + 1, rsp.output());
+  dns.rcode = 0;
+  await rsp.waitFor(/DNS: backends\.app member gone\.test:\d+ resolves again: 127\.0\.0\.1, 127\.0\.0\.2\.$/);
+  t.notRegex(rsp.output(), /leaves/);
   t.is(await rsp.stop(), 0);
 });
