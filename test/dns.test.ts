@@ -223,12 +223,13 @@ test('a name with A and AAAA records is one member per address; an HTTP check as
       s.end(`HTTP/1.0 200 OK\r\nContent-Length: ${host.length}\r\n\r\n${host}`);
     });
   }));
-  // resolveInterval = 0: resolved once, at start-up, to both addresses.
+  // resolveInterval = 0: resolved once, at start-up, to both addresses. fall = 100: a check
+  // that times out on a busy machine takes no member down.
   const rsp = await startRspWith(t, [
     'listenAddress = "127.0.0.1" listenPort = "0"',
     `resolver = "127.0.0.1:${dns.port}"`,
     'resolveInterval = 0',
-    `backends = { app = { { "dual.test:${port}", weight = 2 }, check = { interval = 100, timeout = 100, http = "/health" } } }`,
+    `backends = { app = { { "dual.test:${port}", weight = 2 }, check = { interval = 100, timeout = 100, fall = 100, http = "/health" } } }`,
   ].join('\n') + '\n');
   const counts: Record<string, number> = {};
   for (let i = 0; i < 4; i++) {
