@@ -5,6 +5,9 @@
 import test, { type ExecutionContext } from 'ava';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
+import { DnsFollower, expandNames, type MemberChange } from '../src/dns';
+import { setLogSink } from '../src/log';
+import type { PoolConfig } from '../src/pools';
 import { connectTo, get, patternBytes, readBytes, readToEnd, RSP, sha256, spawnProcess, tempFile, waitUntil, type RunningProcess } from './helpers';
 
 /** A DNS server on 127.0.0.1 answering A and AAAA questions from tables the test changes. */
@@ -267,4 +270,40 @@ test('NXDOMAIN and SERVFAIL keep the last answer: one line for the whole episode
   await rsp.waitFor(/DNS: backends\.app member gone\.test:\d+ resolves again: 127\.0\.0\.1, 127\.0\.0\.2\.$/);
   t.notRegex(rsp.output(), /leaves/);
   t.is(await rsp.stop(), 0);
+});
+
+test('weight, backup and maxConnections of a name apply to each of its addresses, at start-up and when one joins', async (t) => {
+  const dns = await dnsServer(t);
+  dns.a['svc.test'] = ['127.0.0.2', '127.0.0.1'];
+  dns.aaaa['svc.test'] = ['::1'];
+  const pool: PoolConfig = {
+    name: 'app',
+    members: [
+      { name: '10.0.0.1:80', host: '10.0.0.1', port: 80, address: '10.0.0.1', weight: 1, backup: false, maxConnections: 0 },
+      { name: 'svc.test:080', host: 'svc.test', port: 80, address: 'svc.test', weight: 3, backup: true, maxConnections: 7 },
+    ],
+    balance: 'roundrobin', maxFails: 1, failTimeout: 10000, slowStart: 0, retries: 2, check: null,
+  };
+  const names = await expandNames([pool], `127.0.0.1:${dns.port}`, () => 'backends.app member');
+  const like = { port: 80, weight: 3, backup: true, maxConnections: 7, host: 'svc.test' };
+  t.deepEqual(pool.members, [
+    { name: '10.0.0.1:80', host: '10.0.0.1', port: 80, address: '10.0.0.1', weight: 1, backup: false, maxConnections: 0 },
+    { name: 'svc.test:080 (127.0.0.1)', address: '127.0.0.1', ...like },
+    { name: 'svc.test:080 (127.0.0.2)', address: '127.0.0.2', ...like },
+    { name: 'svc.test:080 (::1)', address: '::1', ...like },
+  ]);
+  t.is(names.length, 1);
+  t.deepEqual(names[0].addresses, ['127.0.0.1', '127.0.0.2', '::1']);
+
+  setLogSink(() => {}); // a try that times out on a busy machine may log; not what this test is about
+  t.teardown(() => setLogSink((level, line) => (level === 'error' ? process.stderr : process.stdout).write(line + '\n')));
+  const changes: MemberChange[] = [];
+  const follower = new DnsFollower(names, 20, `127.0.0.1:${dns.port}`, (c) => changes.push(c));
+  t.teardown(() => follower.stop());
+  dns.a['svc.test'] = ['127.0.0.3', '127.0.0.1'];
+  follower.start();
+  await waitUntil(() => changes.length > 0, 'the change posted to the worker');
+  follower.stop();
+  t.deepEqual(changes, [{ pool: 'app', add: [{ name: 'svc.test:080 (127.0.0.3)', address: '127.0.0.3', ...like }], remove: ['svc.test:080 (127.0.0.2)'] }]);
+  t.deepEqual(names[0].addresses, ['127.0.0.1', '127.0.0.3', '::1']);
 });
