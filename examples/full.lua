@@ -36,6 +36,9 @@ highWaterMark = 1048576    -- 1 MiB
 lowWaterMark = 262144      -- 256 KiB
 idleTimeout = 600000       -- milliseconds without a byte either way; 0: never
 connectTimeout = 5000      -- milliseconds
+accessLog = ""             -- a file ("/var/log/rsp/access.log"), "-" for stdout, "": none
+accessLogFormat = "combined"  -- or "json"
+-- stats = { listen = "127.0.0.1:8404" }   -- /stats, /metrics, /healthz, / (keep it private)
 
 -- Knobs for experimenting with epoll; the defaults are the safe choices.
 trace = false

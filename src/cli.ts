@@ -25,8 +25,8 @@ Options:
   -v, --version    print the version and exit
 
 Signals: SIGINT/SIGTERM stop rsp (counters are printed on the way out);
-SIGUSR2 prints the reactor's counters; SIGUSR1 logs "Reopening log files."
-(rsp writes to stdout and stderr only, so there is nothing to reopen yet).
+SIGUSR2 prints the reactor's counters; SIGUSR1 reopens the access log (logrotate)
+and logs "Reopening log files."
 
 Example config (the C rsp's three settings):
   listenPort = "8000"
@@ -81,6 +81,7 @@ function usageError(message: string): never {
 interface Running {
   stop(): void;
   counters(): void;
+  reopen(): void;
 }
 
 let running: Running | undefined;
@@ -100,9 +101,12 @@ function installSignalHandlers(): void {
   // Before the worker exists there are no counters: the signal is ignored.
   process.on('SIGUSR2', () => running?.counters());
   // A handler, so that Node does not open its inspector (anyone on this host
-  // could then run code as rsp). Reopening log files is what nginx does here;
-  // rsp logs to stdout/stderr, so it says so and there is nothing to reopen.
-  process.on('SIGUSR1', () => log('Reopening log files.'));
+  // could then run code as rsp). Reopening log files is what nginx does here:
+  // the worker reopens the access log it writes (logrotate's postrotate).
+  process.on('SIGUSR1', () => {
+    log('Reopening log files.');
+    running?.reopen();
+  });
 }
 
 /** Runs the proxy until a signal stops it. */
@@ -154,6 +158,7 @@ function start(config: Config): void {
       tell({ type: 'stop' });
     },
     counters: () => tell({ type: 'counters' }),
+    reopen: () => tell({ type: 'reopen' }),
   };
 
   worker.on('message', (message: WorkerMessage) => {
@@ -164,6 +169,7 @@ function start(config: Config): void {
       case 'listening':
         // The C rsp's line for one listener; all the ports for several.
         log(message.ports.length === 1 ? `Started.  Listening on port ${message.ports[0]}.` : `Started.  Listening on ports ${message.ports.join(', ')}.`);
+        if (message.statsPort !== null) log(`Stats on port ${message.statsPort}: /stats, /metrics, /healthz and / (the status page).`);
         break;
       case 'fatal':
         logError(message.message);

@@ -13,7 +13,7 @@ import { isIP, isIPv4 } from 'node:net';
 import * as os from 'node:os';
 import { lauxlib, lua, lualib, to_luastring } from 'fengari';
 import { checkKnownNames, ConfigError } from './configcheck';
-import { DEFAULT_POOL, parseListeners, parsePools, poolFor, readLuaValue, singlePool, type ListenerConfig, type LuaValue, type PoolConfig } from './pools';
+import { DEFAULT_POOL, isTable, parseHostPort, parseListeners, parsePools, poolFor, readLuaValue, singlePool, type ListenerConfig, type LuaValue, type PoolConfig } from './pools';
 
 export type TriggerMode = 'level' | 'edge';
 
@@ -44,6 +44,11 @@ export interface Config {
   pools: PoolConfig[];
   /** From `listeners`, or the one of listenAddress/listenPort. */
   listeners: ListenerConfig[];
+  /** Where one line per connection goes: a file, "-" for stdout, "" for nowhere. */
+  accessLog: string;
+  accessLogFormat: 'combined' | 'json';
+  /** The stats listener (/stats, /metrics, /healthz, /), or null. */
+  stats: { address: string; port: number } | null;
 }
 
 export { ConfigError, checkKnownNames, didYouMean } from './configcheck';
@@ -51,6 +56,7 @@ export type { ListenerConfig, MemberConfig, PoolConfig } from './pools';
 
 type Kind =
   | { type: 'table'; example: string }
+  | { type: 'path' }
   | { type: 'name' }
   | { type: 'port'; min: 0 | 1 }
   | { type: 'host' }
@@ -129,6 +135,9 @@ export const OPTIONS: Option[] = [
   { name: 'rdhup', kind: { type: 'bool' }, default: true, doc: 'Register EPOLLRDHUP and treat a short read with it as the end of the stream, saving the read() that returns 0.' },
   { name: 'idleTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 600_000, doc: 'Milliseconds a proxied connection may go without a byte in either direction before both sides are closed (as nginx stream\'s proxy_timeout); 0: never.' },
   { name: 'connectTimeout', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 5000, doc: 'Milliseconds a backend connect may take before the client is closed; 0 waits forever.' },
+  { name: 'accessLog', kind: { type: 'path' }, default: '', doc: 'One line per connection (client, pool, member, bytes each way, duration, how it ended) appended to this file; "-" for stdout; "": none. SIGUSR1 reopens it (for logrotate).' },
+  { name: 'accessLogFormat', kind: { type: 'enum', values: ['combined', 'json'] }, default: 'combined', doc: '"combined": one text line in the spirit of nginx\'s log formats; "json": one JSON object per line (for Loki, Elasticsearch).' },
+  { name: 'stats', kind: { type: 'table', example: '{ listen = "127.0.0.1:8404" }' }, doc: 'A listener that serves rsp\'s state over HTTP: /stats (JSON), /metrics (Prometheus text format), /healthz (200 while serving) and / (an HTML status page). Keep it on loopback or a private address.' },
 ];
 
 /** Globals that are not options but that later versions read (the HTTP routing function). */
@@ -164,6 +173,7 @@ function describe(raw: Raw): string {
 function expected(kind: Kind): string {
   switch (kind.type) {
     case 'table': return `a table like ${kind.example}`;
+    case 'path': return 'a file path, "-" or "" (a string)';
     case 'name': return 'a pool name (a string)';
     case 'port': return 'a port (a string or a number)';
     case 'host': return 'an address or host name (a string)';
@@ -192,6 +202,7 @@ function checkOption(option: Option, raw: Raw): string | number | boolean {
   switch (kind.type) {
     case 'table':
       throw wrong(); // a table is read by readTableGlobal; anything else lands here
+    case 'path':
     case 'name':
       if (raw.type !== 'string') throw wrong();
       return raw.value.trim(); // "": not set
@@ -416,8 +427,20 @@ function readTableGlobal(L: State, name: string): LuaValue | undefined {
   }
 }
 
+/** `stats = { listen = "127.0.0.1:8404" }` */
+function statsListener(v: LuaValue | undefined): { address: string; port: number } | null {
+  if (v === undefined) return null;
+  if (!isTable(v) || v.list.length > 0) throw new ConfigError('stats must be a table like { listen = "127.0.0.1:8404" }');
+  checkKnownNames([...v.keys.keys()], ['listen'], { prefix: 'stats.' });
+  const listen = v.keys.get('listen');
+  if (typeof listen !== 'string') throw new ConfigError('stats.listen is required: "address:port", e.g. "127.0.0.1:8404"');
+  const { host, port } = parseHostPort('stats.listen', listen.trim(), 0); // 0: a free port, reported at start-up
+  return { address: host, port };
+}
+
 /** Pools and listeners: from the tables, or from the C rsp's globals. */
 function topology(config: Config, given: Set<string>, tables: Map<string, LuaValue>): void {
+  config.stats = statsListener(tables.get('stats'));
   const backends = tables.get('backends');
   if (backends !== undefined) {
     const both = ['backendAddress', 'backendPort'].filter((n) => given.has(n));
@@ -515,6 +538,7 @@ export async function loadConfig(path: string): Promise<Config> {
       m.address = await resolveAddress(m.host, pool.name === DEFAULT_POOL && config.backendAddress !== undefined ? 'backendAddress' : `backends.${pool.name} member`, resolver);
     }
   }
+  if (config.stats !== null) config.stats.address = await resolveAddress(config.stats.address, 'stats.listen', resolver);
   if (config.listenAddress !== undefined && config.listeners.length === 1) config.listenAddress = config.listeners[0].address;
   if (config.backendAddress !== undefined) config.backendAddress = config.pools[0].members[0].address;
   checkNotItself(config);

@@ -117,13 +117,13 @@ function port(where: string, v: LuaValue | undefined): number {
 }
 
 /** "10.0.0.1:8080", "[::1]:5432" or "app.internal:8080" into host and port. */
-export function parseHostPort(where: string, text: string): { host: string; port: number } {
+export function parseHostPort(where: string, text: string, minPort = 1): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]\s]+):(\d+)$/.exec(text);
   if (m === null || (text.startsWith('[') && isIP(m[1]) !== 6)) {
     throw new ConfigError(`${where} must be "host:port" (an IPv6 address in brackets: "[::1]:5432"), got ${JSON.stringify(text)}`);
   }
   const n = Number(m[2]);
-  if (!(n >= 1 && n <= 65535)) throw new ConfigError(`${where}: port must be 1-65535, got ${m[2]}`);
+  if (!(n >= minPort && n <= 65535)) throw new ConfigError(`${where}: port must be ${minPort}-65535, got ${m[2]}`);
   return { host: m[1], port: n };
 }
 

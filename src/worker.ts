@@ -14,7 +14,9 @@ import { Pairings } from './pairings';
 import { Listener } from './listener';
 import { HealthChecker } from './balancer/checker';
 import { Pool } from './balancer/pool';
-import { Proxy, type ProxyContext } from './proxy';
+import { AccessLog } from './accesslog';
+import { ListenerStats, Proxy, type ProxyContext } from './proxy';
+import { StatsServer } from './stats/server';
 import { Reactor, type Handler, type Counters } from './reactor';
 import { result, trace } from './trace';
 
@@ -28,13 +30,13 @@ export interface WorkerData {
 /** Messages a worker sends to the main thread. */
 export type WorkerMessage =
   | { type: 'log'; level: 'info' | 'error'; line: string }
-  | { type: 'listening'; ports: number[] }
+  | { type: 'listening'; ports: number[]; statsPort: number | null }
   | { type: 'fatal'; message: string }
   | { type: 'counters'; counters: Counters }
   | { type: 'stopped'; counters: Counters };
 
 /** Messages the main thread sends to a worker. */
-export type ControlMessage = { type: 'stop' } | { type: 'counters' };
+export type ControlMessage = { type: 'stop' } | { type: 'counters' } | { type: 'reopen' };
 
 const eventfdValue = Buffer.alloc(8);
 
@@ -47,6 +49,8 @@ class Control implements Handler {
     readonly fd: number,
     private readonly port: MessagePort,
     private readonly reactor: Reactor,
+    /** SIGUSR1 in the main thread: reopen the log files this worker writes. */
+    private readonly onReopen: () => void,
   ) {}
 
   handle(_events: number): void {
@@ -57,6 +61,7 @@ class Control implements Handler {
       const message = m.message as ControlMessage;
       if (message.type === 'stop') this.reactor.stop();
       else if (message.type === 'counters') post({ type: 'counters', counters: this.reactor.counters });
+      else if (message.type === 'reopen') this.onReopen();
     }
   }
 
@@ -64,6 +69,8 @@ class Control implements Handler {
     logError(`control: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
+
+const VERSION = (require('../../package.json') as { version: string }).version;
 
 function post(message: WorkerMessage): void {
   parentPort!.postMessage(message);
@@ -78,8 +85,19 @@ function main(): void {
   // "auto": level-triggered epoll reports again whatever is left, so one
   // read per event is enough; edge-triggered handlers drain.
   const readPolicy = config.readPolicy === 'auto' ? (config.triggerMode === 'edge' ? 'drain' : 'once') : config.readPolicy;
+  let accessLog: AccessLog | null = null;
+  if (config.accessLog !== '') {
+    try {
+      accessLog = new AccessLog(reactor, config.accessLog, config.accessLogFormat);
+    } catch (error) {
+      post({ type: 'fatal', message: `Could not open the access log: ${error instanceof Error ? error.message : String(error)}` });
+      return;
+    }
+  }
   const ctx: ProxyContext = {
     reactor,
+    listener: new ListenerStats(''),
+    accessLog,
     pairings: new Pairings(reactor, config.idleTimeout),
     errors: new LimitedLog((ms, run) => reactor.after(ms, run)),
     connectTimeout: config.connectTimeout,
@@ -114,8 +132,12 @@ function main(): void {
   }
 
   const listeners: Listener[] = [];
+  const listenerStats: { stats: ListenerStats; pool: string }[] = [];
   for (const l of config.listeners) {
     const pool = pools.get(l.backend)!;
+    // Each listener's pairings count in its own ListenerStats.
+    const stats = new ListenerStats(formatHostPort(l.address, l.port));
+    const listenerCtx: ProxyContext = { ...ctx, listener: stats };
     try {
       listeners.push(new Listener(
         reactor,
@@ -126,8 +148,10 @@ function main(): void {
           acceptBudget: config.acceptBudget,
           acceptOnce: config.acceptPolicy === 'once',
         },
-        (fd, peer) => new Proxy(ctx, fd, pool, peer).start(),
+        (fd, peer) => new Proxy(listenerCtx, fd, pool, peer).start(),
       ));
+      stats.name = formatHostPort(l.address, listeners[listeners.length - 1].port);
+      listenerStats.push({ stats, pool: pool.name });
     } catch (error) {
       const message = error instanceof libc.SysError && error.syscall === 'bind'
         ? `Could not listen on ${formatHostPort(l.address, l.port)}: ${error.code}`
@@ -137,10 +161,24 @@ function main(): void {
       return;
     }
   }
-  reactor.add(new Control(wakeFd, port, reactor), libc.EPOLLIN);
+  let stats: StatsServer | null = null;
+  if (config.stats !== null) {
+    const sources = { version: VERSION, startedAt: Date.now(), counters: reactor.counters, listeners: listenerStats, pools: [...pools.values()] };
+    try {
+      stats = new StatsServer(reactor, config.stats.address, config.stats.port, ctx.settings, sources);
+    } catch (error) {
+      const message = error instanceof libc.SysError && error.syscall === 'bind'
+        ? `Could not listen on ${formatHostPort(config.stats.address, config.stats.port)} (stats): ${error.code}`
+        : `Could not start the stats listener: ${error instanceof Error ? error.message : String(error)}`;
+      for (const opened of listeners) opened.close();
+      post({ type: 'fatal', message });
+      return;
+    }
+  }
+  reactor.add(new Control(wakeFd, port, reactor, () => accessLog?.reopen()), libc.EPOLLIN);
   for (const checker of checkers) checker.start();
 
-  post({ type: 'listening', ports: listeners.map((l) => l.port) });
+  post({ type: 'listening', ports: listeners.map((l) => l.port), statsPort: stats?.listener.port ?? null });
   reactor.run();
   for (const checker of checkers) checker.stop();
   // Until draining exists, what is still open when rsp stops is cut: with a
@@ -149,6 +187,8 @@ function main(): void {
   if (trace.on) trace.flush();
 
   for (const listener of listeners) listener.close();
+  stats?.close();
+  accessLog?.close();
   post({ type: 'stopped', counters: reactor.counters });
 }
 
