@@ -36,6 +36,8 @@ highWaterMark = 1048576    -- 1 MiB
 lowWaterMark = 262144      -- 256 KiB
 idleTimeout = 600000       -- milliseconds without a byte either way; 0: never
 connectTimeout = 5000      -- milliseconds
+drainTimeout = 30000       -- SIGTERM: open connections may finish within this; 0: reset them at once
+drainDelay = 0             -- SIGTERM: keep accepting this long while /healthz says 503
 accessLog = ""             -- a file ("/var/log/rsp/access.log"), "-" for stdout, "": none
 accessLogFormat = "combined"  -- or "json"
 -- stats = { listen = "127.0.0.1:8404" }   -- /stats, /metrics, /healthz, / (keep it private)

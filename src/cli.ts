@@ -24,7 +24,8 @@ Options:
   -h, --help       show this help and exit
   -v, --version    print the version and exit
 
-Signals: SIGINT/SIGTERM stop rsp (counters are printed on the way out);
+Signals: SIGINT/SIGTERM drain rsp: it stops accepting, lets open connections
+finish (drainTimeout) and exits 0; a second one, or SIGQUIT, stops at once;
 SIGUSR2 prints the reactor's counters; SIGUSR1 reopens the access log (logrotate)
 and logs "Reopening log files."
 
@@ -79,7 +80,8 @@ function usageError(message: string): never {
 
 /** What the signals act on once the worker runs. */
 interface Running {
-  stop(): void;
+  drain(signal: string): void;
+  stop(signal: string): void;
   counters(): void;
   reopen(): void;
 }
@@ -87,9 +89,11 @@ interface Running {
 let running: Running | undefined;
 
 function installSignalHandlers(): void {
-  const stop = (signal: string): void => {
+  const stop = (signal: string, now = false): void => {
     if (running !== undefined) {
-      running.stop();
+      // The first SIGTERM/SIGINT drains; a second one, or SIGQUIT, stops at once.
+      if (now) running.stop(signal);
+      else running.drain(signal);
       return;
     }
     // Nothing started yet: nothing to drain or count.
@@ -98,6 +102,7 @@ function installSignalHandlers(): void {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGQUIT', () => stop('SIGQUIT', true));
   // Before the worker exists there are no counters: the signal is ignored.
   process.on('SIGUSR2', () => running?.counters());
   // A handler, so that Node does not open its inspector (anyone on this host
@@ -151,10 +156,21 @@ function start(config: Config): void {
     libc.write(wakeFd, one, 8); // wakes the worker's epoll_wait
   };
   let stopping = false;
+  let draining = false;
   running = {
-    stop(): void {
+    drain(signal: string): void {
+      if (draining) {
+        this.stop(signal);
+        return;
+      }
+      draining = true;
+      log(`${signal}: draining (a second ${signal} stops at once).`);
+      tell({ type: 'drain' });
+    },
+    stop(signal: string): void {
       if (stopping) return;
       stopping = true;
+      log(`${signal}: stopping now; open connections are reset.`);
       tell({ type: 'stop' });
     },
     counters: () => tell({ type: 'counters' }),

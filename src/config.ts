@@ -32,6 +32,8 @@ export interface Config {
   highWaterMark: number;
   lowWaterMark: number;
   connectTimeout: number;
+  drainTimeout: number;
+  drainDelay: number;
   idleTimeout: number;
   readPolicy: 'auto' | 'drain' | 'eagain' | 'once';
   acceptPolicy: 'drain' | 'once';
@@ -135,6 +137,8 @@ export const OPTIONS: Option[] = [
   { name: 'rdhup', kind: { type: 'bool' }, default: true, doc: 'Register EPOLLRDHUP and treat a short read with it as the end of the stream, saving the read() that returns 0.' },
   { name: 'idleTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 600_000, doc: 'Milliseconds a proxied connection may go without a byte in either direction before both sides are closed (as nginx stream\'s proxy_timeout); 0: never.' },
   { name: 'connectTimeout', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 5000, doc: 'Milliseconds a backend connect may take before the client is closed; 0 waits forever.' },
+  { name: 'drainTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 30000, doc: 'On SIGTERM or SIGINT rsp drains: it stops accepting and lets open connections finish; those still open after this many milliseconds are reset (never closed with a FIN that would make a cut stream look complete). 0: no drain, reset them at once. A second SIGTERM/SIGINT, or SIGQUIT, stops at once.' },
+  { name: 'drainDelay', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 0, doc: 'Milliseconds rsp keeps accepting after SIGTERM before it closes its listeners, while /healthz already answers 503, so a load balancer or Kubernetes stops sending first.' },
   { name: 'accessLog', kind: { type: 'path' }, default: '', doc: 'One line per connection (client, pool, member, bytes each way, duration, how it ended) appended to this file; "-" for stdout; "": none. SIGUSR1 reopens it (for logrotate).' },
   { name: 'accessLogFormat', kind: { type: 'enum', values: ['combined', 'json'] }, default: 'combined', doc: '"combined": one text line in the spirit of nginx\'s log formats; "json": one JSON object per line (for Loki, Elasticsearch).' },
   { name: 'stats', kind: { type: 'table', example: '{ listen = "127.0.0.1:8404" }' }, doc: 'A listener that serves rsp\'s state over HTTP: /stats (JSON), /metrics (Prometheus text format), /healthz (200 while serving) and / (an HTML status page). Keep it on loopback or a private address.' },

@@ -9,7 +9,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import * as libc from '../ffi/libc';
 import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
 import type { Config } from './config';
-import { LimitedLog, setLogSink, logError } from './log';
+import { LimitedLog, log, setLogSink, logError } from './log';
 import { Pairings } from './pairings';
 import { Listener } from './listener';
 import { HealthChecker } from './balancer/checker';
@@ -17,6 +17,7 @@ import { Pool } from './balancer/pool';
 import { AccessLog } from './accesslog';
 import { ListenerStats, Proxy, type ProxyContext } from './proxy';
 import { StatsServer } from './stats/server';
+import type { StatsSources } from './stats/snapshot';
 import { Reactor, type Handler, type Counters } from './reactor';
 import { result, trace } from './trace';
 
@@ -36,7 +37,7 @@ export type WorkerMessage =
   | { type: 'stopped'; counters: Counters };
 
 /** Messages the main thread sends to a worker. */
-export type ControlMessage = { type: 'stop' } | { type: 'counters' } | { type: 'reopen' };
+export type ControlMessage = { type: 'stop' } | { type: 'drain' } | { type: 'counters' } | { type: 'reopen' };
 
 const eventfdValue = Buffer.alloc(8);
 
@@ -51,6 +52,8 @@ class Control implements Handler {
     private readonly reactor: Reactor,
     /** SIGUSR1 in the main thread: reopen the log files this worker writes. */
     private readonly onReopen: () => void,
+    /** SIGTERM/SIGINT in the main thread: stop accepting, let open connections finish. */
+    private readonly onDrain: () => void,
   ) {}
 
   handle(_events: number): void {
@@ -60,6 +63,7 @@ class Control implements Handler {
     for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
       const message = m.message as ControlMessage;
       if (message.type === 'stop') this.reactor.stop();
+      else if (message.type === 'drain') this.onDrain();
       else if (message.type === 'counters') post({ type: 'counters', counters: this.reactor.counters });
       else if (message.type === 'reopen') this.onReopen();
     }
@@ -163,7 +167,7 @@ function main(): void {
   }
   let stats: StatsServer | null = null;
   if (config.stats !== null) {
-    const sources = { version: VERSION, startedAt: Date.now(), counters: reactor.counters, listeners: listenerStats, pools: [...pools.values()] };
+    const sources: StatsSources = { version: VERSION, health: 'ok', startedAt: Date.now(), counters: reactor.counters, listeners: listenerStats, pools: [...pools.values()] };
     try {
       stats = new StatsServer(reactor, config.stats.address, config.stats.port, ctx.settings, sources);
     } catch (error) {
@@ -175,14 +179,40 @@ function main(): void {
       return;
     }
   }
-  reactor.add(new Control(wakeFd, port, reactor, () => accessLog?.reopen()), libc.EPOLLIN);
+  // Draining: /healthz says 503 at once; the listeners close after drainDelay;
+  // rsp stops when the last pairing is gone, or after drainTimeout (the rest are reset).
+  let draining = false;
+  const drain = (): void => {
+    if (draining) return;
+    draining = true;
+    if (stats !== null) stats.sources.health = 'draining';
+    // drainTimeout = 0: no drain, what is open is reset now.
+    if (config.drainTimeout === 0) {
+      reactor.stop();
+      return;
+    }
+    const closeListeners = (): void => {
+      for (const listener of listeners) listener.close();
+      listeners.length = 0;
+      log(`Draining: not accepting any more; ${ctx.pairings.size} connection${ctx.pairings.size === 1 ? '' : 's'} still open.`);
+      if (ctx.pairings.size === 0) reactor.stop();
+      else ctx.pairings.onEmpty = () => reactor.stop();
+    };
+    if (config.drainDelay > 0) reactor.after(config.drainDelay, closeListeners);
+    else closeListeners();
+    reactor.after(config.drainDelay + config.drainTimeout, () => {
+      if (ctx.pairings.size > 0) log(`Drain timeout: resetting the ${ctx.pairings.size} connection${ctx.pairings.size === 1 ? '' : 's'} still open.`);
+      reactor.stop();
+    });
+  };
+  reactor.add(new Control(wakeFd, port, reactor, () => accessLog?.reopen(), drain), libc.EPOLLIN);
   for (const checker of checkers) checker.start();
 
   post({ type: 'listening', ports: listeners.map((l) => l.port), statsPort: stats?.listener.port ?? null });
   reactor.run();
   for (const checker of checkers) checker.stop();
-  // Until draining exists, what is still open when rsp stops is cut: with a
-  // reset, so no peer mistakes it for a complete stream.
+  // What is still open when rsp stops (a drain timed out, a second signal,
+  // SIGQUIT) is cut: with a reset, so no peer mistakes it for a complete stream.
   ctx.pairings.resetAll('stopped');
   if (trace.on) trace.flush();
 

@@ -14,7 +14,7 @@ import { snapshot, type StatsSources } from './snapshot';
 const MAX_HEAD = 8192;
 const HEAD_TIMEOUT_MS = 10_000;
 
-const REASONS: Record<number, string> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = { 200: 'OK', 503: 'Service Unavailable', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 class StatsRequest implements ConnectionOwner {
   private readonly conn: Connection;
@@ -52,7 +52,10 @@ class StatsRequest implements ConnectionOwner {
       return;
     }
     const s = () => snapshot(this.server.sources);
-    if (path === '/healthz') this.answer(200, 'text/plain', 'ok\n', head);
+    if (path === '/healthz') {
+      const draining = this.server.sources.health === 'draining';
+      this.answer(draining ? 503 : 200, 'text/plain', draining ? 'draining\n' : 'ok\n', head);
+    }
     else if (path === '/stats') this.answer(200, 'application/json', JSON.stringify(s(), null, 2) + '\n', head);
     else if (path === '/metrics') this.answer(200, 'text/plain; version=0.0.4; charset=utf-8', prometheus(s()), head);
     else if (path === '/') this.answer(200, 'text/html; charset=utf-8', statusPage(s()), head);

@@ -29,8 +29,8 @@ export interface StatsSnapshot {
   version: string;
   pid: number;
   uptimeSeconds: number;
-  /** 200 while serving (a drain, later, says 503). */
-  health: 'ok';
+  /** "ok" while serving; "draining" from SIGTERM on (/healthz then answers 503). */
+  health: 'ok' | 'draining';
   listeners: { name: string; pool: string; connectionsTotal: number; connectionsActive: number; bytesIn: number; bytesOut: number }[];
   pools: { name: string; balance: string; up: number; members: MemberSnapshot[] }[];
   /** Connections closed, by cause (closed, ECONNRESET, idle timeout, no backend (...)...). */
@@ -42,6 +42,7 @@ export interface StatsSnapshot {
 
 export interface StatsSources {
   version: string;
+  health: 'ok' | 'draining';
   startedAt: number;
   counters: Counters;
   listeners: { stats: ListenerStats; pool: string }[];
@@ -63,7 +64,7 @@ export function snapshot(src: StatsSources, now = Date.now()): StatsSnapshot {
     version: src.version,
     pid: process.pid,
     uptimeSeconds: Math.round((now - src.startedAt) / 1000),
-    health: 'ok',
+    health: src.health,
     listeners: src.listeners.map(({ stats, pool }) => ({
       name: stats.name, pool, connectionsTotal: stats.total, connectionsActive: stats.active, bytesIn: stats.bytesIn, bytesOut: stats.bytesOut,
     })),
