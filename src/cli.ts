@@ -10,6 +10,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
 import { ConfigError, configWarnings, loadConfig, type Config } from './config';
 import { describeCounters } from './counters';
+import { defaultMaxConnections, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
@@ -18,6 +19,9 @@ const USAGE = `Usage: rsp [options] <config.lua>
 Runs the Really Simple Proxy with the Lua configuration file given.
 
 Options:
+  -t, --test       check the config (syntax, options, names resolve, addresses
+                   parse, pools and listeners) without binding or starting
+                   anything, say so on stderr as nginx -t does, exit 0 or 1
   --trace          print every epoll_wait, event and system call (as trace = true)
   --die-with-parent  stop when the process that started rsp exits, even by
                    SIGKILL (for test harnesses and supervisors)
@@ -44,6 +48,7 @@ interface Args {
   configPath: string;
   trace: boolean;
   dieWithParent: boolean;
+  test: boolean;
 }
 
 /** Parse argv; prints and exits for --help, --version and usage errors (exit 2). */
@@ -51,8 +56,11 @@ function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
   let trace = false;
   let dieWithParent = false;
+  let test = false;
   for (const arg of argv) {
-    if (arg === '--trace') {
+    if (arg === '-t' || arg === '--test') {
+      test = true;
+    } else if (arg === '--trace') {
       trace = true;
     } else if (arg === '--die-with-parent') {
       dieWithParent = true;
@@ -69,7 +77,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   if (positional.length !== 1) usageError(positional.length === 0 ? 'no config file given' : 'only one config file, please');
-  return { configPath: positional[0], trace, dieWithParent };
+  return { configPath: positional[0], trace, dieWithParent, test };
 }
 
 function usageError(message: string): never {
@@ -130,8 +138,24 @@ export async function main(argv: string[]): Promise<void> {
   // waiting in the event loop: let it act before a worker exists.
   await new Promise((resolve) => setImmediate(resolve));
   for (const warning of configWarnings(config)) logError(warning);
+  if (args.test) {
+    // nginx -t's two lines, on stderr as nginx writes them. Nothing was bound.
+    process.stderr.write(`rsp: the configuration file ${args.configPath} syntax is ok\nrsp: configuration file ${args.configPath} test is successful\n`);
+    process.exit(0);
+  }
   if (args.trace) config.trace = true;
+  applyFdLimit(config);
   start(config);
+}
+
+/** Soft open-files limit up to the hard one; maxConnections = 0 becomes what it allows. */
+function applyFdLimit(config: Config): void {
+  const fds = raiseFdLimit();
+  if (fds.problem !== null) logError(`Warning: the open-files limit stays at ${fds.soft}: ${fds.problem}`);
+  if (config.maxConnections === 0) {
+    const members = config.pools.reduce((n, p) => n + p.members.length, 0);
+    config.maxConnections = defaultMaxConnections(fds.soft, config.listeners.length + members);
+  }
 }
 
 function start(config: Config): void {

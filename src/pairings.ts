@@ -24,6 +24,8 @@ export class Pairings {
   private readonly live = new Set<Pairing>();
   private armed = false;
   private readonly interval: number;
+  /** Called once per pairing when it leaves the set before the worker stops (maxConnections counts with it). */
+  onRemoved: ((pairing: Pairing) => void) | null = null;
 
   constructor(
     private readonly reactor: Reactor,
@@ -44,7 +46,7 @@ export class Pairings {
   }
 
   delete(pairing: Pairing): void {
-    this.live.delete(pairing);
+    if (this.live.delete(pairing) && this.onRemoved !== null) this.onRemoved(pairing);
   }
 
   /** Reset every open pairing (the worker is stopping). */
@@ -67,7 +69,7 @@ export class Pairings {
       // out of the socket buffers (one ioctl per side, only for these).
       if (pairing.lastActive() < now - this.interval && pairing.sendQueuesMoved()) continue;
       if (pairing.lastActive() < limit) {
-        this.live.delete(pairing);
+        this.delete(pairing);
         pairing.resetBoth('idle timeout');
       }
     }

@@ -10,8 +10,8 @@ import * as libc from '../ffi/libc';
 import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
 import type { Config } from './config';
 import { LimitedLog, setLogSink, logError } from './log';
-import { Pairings } from './pairings';
-import { Listener } from './listener';
+import { Pairings, type Pairing } from './pairings';
+import { ConnectionLimit, Listener } from './listener';
 import { HealthChecker } from './balancer/checker';
 import { Pool } from './balancer/pool';
 import { Proxy, type ProxyContext } from './proxy';
@@ -114,10 +114,19 @@ function main(): void {
   }
 
   const listeners: Listener[] = [];
+  // maxConnections: each pairing counts against the listener that accepted it until its last close.
+  const limit = new ConnectionLimit(reactor, config.maxConnections > 0 ? config.maxConnections : Infinity);
+  const acceptedBy = new Map<Pairing, Listener>();
+  ctx.pairings.onRemoved = (pairing) => {
+    const listener = acceptedBy.get(pairing);
+    if (listener === undefined) return;
+    acceptedBy.delete(pairing);
+    listener.released();
+  };
   for (const l of config.listeners) {
     const pool = pools.get(l.backend)!;
     try {
-      listeners.push(new Listener(
+      const listener: Listener = new Listener(
         reactor,
         {
           address: l.address,
@@ -125,9 +134,16 @@ function main(): void {
           backlog: config.backlog,
           acceptBudget: config.acceptBudget,
           acceptOnce: config.acceptPolicy === 'once',
+          maxConnections: l.maxConnections,
+          limit,
         },
-        (fd, peer) => new Proxy(ctx, fd, pool, peer).start(),
-      ));
+        (fd, peer) => {
+          const proxy = new Proxy(ctx, fd, pool, peer);
+          acceptedBy.set(proxy, listener);
+          proxy.start();
+        },
+      );
+      listeners.push(listener);
     } catch (error) {
       const message = error instanceof libc.SysError && error.syscall === 'bind'
         ? `Could not listen on ${formatHostPort(l.address, l.port)}: ${error.code}`
