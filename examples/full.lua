@@ -23,7 +23,7 @@ backend = ""               -- the pool listenPort's listener sends to, when back
 -- Instead of listenPort/listenAddress, several listeners, each with its pool:
 -- listeners = {
 --   { port = "8000", address = "0.0.0.0", backend = "app" },
---   { port = "5433", backend = "db" },
+--   { port = "5433", backend = "db", maxConnections = 100 },  -- this listener's own limit; 0: none
 -- }
 
 triggerMode = "level"      -- or "edge"
@@ -36,6 +36,7 @@ highWaterMark = 1048576    -- 1 MiB
 lowWaterMark = 262144      -- 256 KiB
 idleTimeout = 600000       -- milliseconds without a byte either way; 0: never
 connectTimeout = 5000      -- milliseconds
+maxConnections = 0         -- clients at once; 0: from the open-files limit, (soft - 64 - listeners - members) / 2
 
 -- Knobs for experimenting with epoll; the defaults are the safe choices.
 trace = false

@@ -14,7 +14,7 @@ const withAnalyze = hasAnalyze ? test : (title: string) => test.skip(`${title} (
 /** The unit's text with its node and bin/rsp paths pointed at this machine's. */
 function localCopy(): string {
   const text = fs.readFileSync(UNIT, 'utf8');
-  const installed = '/usr/bin/node /usr/lib/node_modules/rsp/bin/rsp';
+  const installed = '/usr/bin/node /opt/rsp/bin/rsp';
   if (!text.includes(`ExecStart=${installed} `)) throw new Error(`examples/rsp.service: ExecStart is no longer "${installed} ...": update this test`);
   return text.split(installed).join(`${process.execPath} ${RSP}`);
 }
