@@ -10,7 +10,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
 import { ConfigError, configWarnings, loadConfig, type Config } from './config';
 import { describeCounters } from './counters';
-import { defaultMaxConnections, raiseFdLimit } from './fdlimit';
+import { defaultMaxConnections, FD_HEADROOM, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
@@ -152,9 +152,12 @@ export async function main(argv: string[]): Promise<void> {
 function applyFdLimit(config: Config): void {
   const fds = raiseFdLimit();
   if (fds.problem !== null) logError(`Warning: the open-files limit stays at ${fds.soft}: ${fds.problem}`);
-  if (config.maxConnections === 0) {
-    const members = config.pools.reduce((n, p) => n + p.members.length, 0);
-    config.maxConnections = defaultMaxConnections(fds.soft, config.listeners.length + members);
+  const reserved = config.listeners.length + config.pools.reduce((n, p) => n + p.members.length, 0);
+  const fit = defaultMaxConnections(fds.soft, reserved);
+  if (config.maxConnections === 0) config.maxConnections = fit;
+  else if (config.maxConnections > fit) {
+    const needed = 2 * config.maxConnections + FD_HEADROOM + reserved;
+    logError(`Warning: maxConnections = ${config.maxConnections} needs about ${needed} file descriptors but the open-files limit is ${fds.soft}: accepts will pause on EMFILE before maxConnections is reached (raise LimitNOFILE= or ulimit -Hn)`);
   }
 }
 

@@ -51,6 +51,7 @@ export class Pairings {
 
   /** Reset every open pairing (the worker is stopping). */
   resetAll(cause: string): void {
+    this.onRemoved = null; // stopping: nothing is accepted any more, so nothing needs counting
     for (const pairing of this.live) pairing.resetBoth(cause);
     this.live.clear();
   }

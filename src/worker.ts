@@ -138,7 +138,13 @@ function main(): void {
           limit,
         },
         (fd, peer) => {
-          const proxy = new Proxy(ctx, fd, pool, peer);
+          let proxy: Proxy;
+          try {
+            proxy = new Proxy(ctx, fd, pool, peer);
+          } catch (error) {
+            listener.released(); // never became a pairing: it must not hold a place under the limit
+            throw error;
+          }
           acceptedBy.set(proxy, listener);
           proxy.start();
         },
