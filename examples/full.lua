@@ -23,7 +23,7 @@ backend = ""               -- the pool listenPort's listener sends to, when back
 -- Instead of listenPort/listenAddress, several listeners, each with its pool:
 -- listeners = {
 --   { port = "8000", address = "0.0.0.0", backend = "app" },
---   { port = "5433", backend = "db" },
+--   { port = "5433", backend = "db", maxConnections = 100 },  -- this listener's own limit; 0: none
 -- }
 
 triggerMode = "level"      -- or "edge"
@@ -41,6 +41,7 @@ drainDelay = 0             -- SIGTERM: keep accepting this long while /healthz s
 accessLog = ""             -- a file ("/var/log/rsp/access.log"), "-" for stdout, "": none
 accessLogFormat = "combined"  -- or "json"
 -- stats = { listen = "127.0.0.1:8404" }   -- /stats, /metrics, /healthz, / (keep it private)
+maxConnections = 0         -- clients at once; 0: from the open-files limit, (soft - 64 - listeners - members) / 2
 
 -- Knobs for experimenting with epoll; the defaults are the safe choices.
 trace = false

@@ -10,6 +10,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
 import { ConfigError, configWarnings, loadConfig, type Config } from './config';
 import { describeCounters } from './counters';
+import { defaultMaxConnections, FD_HEADROOM, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
@@ -18,6 +19,9 @@ const USAGE = `Usage: rsp [options] <config.lua>
 Runs the Really Simple Proxy with the Lua configuration file given.
 
 Options:
+  -t, --test       check the config (syntax, options, names resolve, addresses
+                   parse, pools and listeners) without binding or starting
+                   anything, say so on stderr as nginx -t does, exit 0 or 1
   --trace          print every epoll_wait, event and system call (as trace = true)
   --die-with-parent  stop when the process that started rsp exits, even by
                    SIGKILL (for test harnesses and supervisors)
@@ -45,6 +49,7 @@ interface Args {
   configPath: string;
   trace: boolean;
   dieWithParent: boolean;
+  test: boolean;
 }
 
 /** Parse argv; prints and exits for --help, --version and usage errors (exit 2). */
@@ -52,8 +57,11 @@ function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
   let trace = false;
   let dieWithParent = false;
+  let test = false;
   for (const arg of argv) {
-    if (arg === '--trace') {
+    if (arg === '-t' || arg === '--test') {
+      test = true;
+    } else if (arg === '--trace') {
       trace = true;
     } else if (arg === '--die-with-parent') {
       dieWithParent = true;
@@ -70,7 +78,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   if (positional.length !== 1) usageError(positional.length === 0 ? 'no config file given' : 'only one config file, please');
-  return { configPath: positional[0], trace, dieWithParent };
+  return { configPath: positional[0], trace, dieWithParent, test };
 }
 
 function usageError(message: string): never {
@@ -103,6 +111,9 @@ function installSignalHandlers(): void {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGQUIT', () => stop('SIGQUIT', true));
+  // nginx reloads its config on SIGHUP (systemctl reload). rsp cannot yet:
+  // say so and keep serving, rather than die of Node's default action.
+  process.on('SIGHUP', () => log('SIGHUP: reloading the config is not supported yet; still running on the config loaded at start-up (restart to apply a new one).'));
   // Before the worker exists there are no counters: the signal is ignored.
   process.on('SIGUSR2', () => running?.counters());
   // A handler, so that Node does not open its inspector (anyone on this host
@@ -139,8 +150,27 @@ export async function main(argv: string[]): Promise<void> {
   // waiting in the event loop: let it act before a worker exists.
   await new Promise((resolve) => setImmediate(resolve));
   for (const warning of configWarnings(config)) logError(warning);
+  if (args.test) {
+    // nginx -t's two lines, on stderr as nginx writes them. Nothing was bound.
+    process.stderr.write(`rsp: the configuration file ${args.configPath} syntax is ok\nrsp: configuration file ${args.configPath} test is successful\n`);
+    process.exit(0);
+  }
   if (args.trace) config.trace = true;
+  applyFdLimit(config);
   start(config);
+}
+
+/** Soft open-files limit up to the hard one; maxConnections = 0 becomes what it allows. */
+function applyFdLimit(config: Config): void {
+  const fds = raiseFdLimit();
+  if (fds.problem !== null) logError(`Warning: the open-files limit stays at ${fds.soft}: ${fds.problem}`);
+  const reserved = config.listeners.length + config.pools.reduce((n, p) => n + p.members.length, 0);
+  const fit = defaultMaxConnections(fds.soft, reserved);
+  if (config.maxConnections === 0) config.maxConnections = fit;
+  else if (config.maxConnections > fit) {
+    const needed = 2 * config.maxConnections + FD_HEADROOM + reserved;
+    logError(`Warning: maxConnections = ${config.maxConnections} needs about ${needed} file descriptors but the open-files limit is ${fds.soft}: accepts will pause on EMFILE before maxConnections is reached (raise LimitNOFILE= or ulimit -Hn)`);
+  }
 }
 
 function start(config: Config): void {

@@ -35,6 +35,8 @@ export interface Config {
   drainTimeout: number;
   drainDelay: number;
   idleTimeout: number;
+  /** 0 in the file: rsp derives it from the open-files limit at start-up (src/fdlimit.ts). */
+  maxConnections: number;
   readPolicy: 'auto' | 'drain' | 'eagain' | 'once';
   acceptPolicy: 'drain' | 'once';
   epolloutPolicy: 'auto' | 'queued' | 'always';
@@ -92,7 +94,7 @@ export const OPTIONS: Option[] = [
   { name: 'backendPort', kind: { type: 'port', min: 1 }, unless: 'backends', doc: 'Backend port (1-65535).' },
   { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; names are resolved at start-up) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect). See docs/balancing.md.' },
   { name: 'backend', kind: { type: 'name' }, default: '', doc: 'The pool listenPort\'s listener sends to; needed only when `backends` has several.' },
-  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app" } (address defaults to "0.0.0.0"; backend may be left out when there is one pool).' },
+  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app", maxConnections = 0 } (address defaults to "0.0.0.0"; backend may be left out when there is one pool; maxConnections: the most clients of this listener at once, 0 for only the global maxConnections).' },
   { name: 'resolver', kind: { type: 'resolver' }, default: '', doc: 'DNS server that resolves the names in listenAddress and backendAddress at start-up, as "address" or "address:port" ("[::1]:53" for IPv6; port 53 if not given); then /etc/hosts is not read. "": the system resolver (getaddrinfo).' },
   { name: 'triggerMode', kind: { type: 'enum', values: ['level', 'edge'] }, default: 'level', doc: 'How epoll reports readiness: "level" (reported while ready) or "edge" (reported when it changes, so every handler drains what is there: see readPolicy).' },
   { name: 'backlog', kind: { type: 'int', min: 1, max: 65535 }, default: 4096, doc: 'listen() backlog: connections the kernel holds until accepted (capped by net.core.somaxconn).' },
@@ -142,6 +144,7 @@ export const OPTIONS: Option[] = [
   { name: 'accessLog', kind: { type: 'path' }, default: '', doc: 'One line per connection (client, pool, member, bytes each way, duration, how it ended) appended to this file; "-" for stdout; "": none. SIGUSR1 reopens it (for logrotate).' },
   { name: 'accessLogFormat', kind: { type: 'enum', values: ['combined', 'json'] }, default: 'combined', doc: '"combined": one text line in the spirit of nginx\'s log formats; "json": one JSON object per line (for Loki, Elasticsearch).' },
   { name: 'stats', kind: { type: 'table', example: '{ listen = "127.0.0.1:8404" }' }, doc: 'A listener that serves rsp\'s state over HTTP: /stats (JSON), /metrics (Prometheus text format), /healthz (200 while serving) and / (an HTML status page). Keep it on loopback or a private address.' },
+  { name: 'maxConnections', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 0, doc: 'Most clients connected at once, counted from accept to the last close of the client and its backend. At the limit rsp stops accepting (the listeners leave the epoll set) and new clients wait in the listen backlog until one leaves; one line is logged when it is reached and one when accepting again. 0: derived from the open-files limit, which rsp raises to the hard limit at start-up: (soft limit - 64 - listeners - pool members) / 2, as every client costs a backend socket too. A listener can have its own limit too: `listeners = { { port = "8000", maxConnections = 100 } }`. See "Running rsp on a server".' },
 ];
 
 /** Globals that are not options but that later versions read (the HTTP routing function). */
@@ -459,7 +462,7 @@ function topology(config: Config, given: Set<string>, tables: Map<string, LuaVal
     if (both.length > 0) throw new ConfigError(`${both.join(' and ')} and listeners both set: with listeners, each one says its port, address and backend`);
     config.listeners = parseListeners(listeners, '0.0.0.0').map((l, i) => ({ ...l, backend: poolFor(`listeners[${i + 1}]`, l.backend, config.pools) }));
   } else {
-    config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools) }];
+    config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools), maxConnections: 0 }];
   }
 }
 

@@ -26,6 +26,8 @@ export class Pairings {
   /** Set while draining: called when the last pairing has gone. */
   onEmpty: (() => void) | null = null;
   private readonly interval: number;
+  /** Called once per pairing when it leaves the set before the worker stops (maxConnections counts with it). */
+  onRemoved: ((pairing: Pairing) => void) | null = null;
 
   constructor(
     private readonly reactor: Reactor,
@@ -46,13 +48,15 @@ export class Pairings {
   }
 
   delete(pairing: Pairing): void {
-    this.live.delete(pairing);
+    if (!this.live.delete(pairing)) return;
+    if (this.onRemoved !== null) this.onRemoved(pairing);
     if (this.live.size === 0 && this.onEmpty !== null) this.onEmpty();
   }
 
   /** Reset every open pairing (the worker is stopping). */
   resetAll(cause: string): void {
     this.onEmpty = null;
+    this.onRemoved = null; // stopping: nothing is accepted any more, so nothing needs counting
     for (const pairing of this.live) pairing.resetBoth(cause);
     this.live.clear();
   }

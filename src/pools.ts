@@ -85,6 +85,8 @@ export interface ListenerConfig {
   port: number;
   /** The pool it sends to. */
   backend: string;
+  /** Most connections open at once through this listener; 0: only the global maxConnections. */
+  maxConnections: number;
 }
 
 /** The pool the C rsp's backendAddress/backendPort form. */
@@ -93,7 +95,7 @@ export const DEFAULT_POOL = 'default';
 const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries'];
 const MEMBER_KEYS = ['weight', 'backup', 'maxConnections'];
 const CHECK_KEYS = ['interval', 'timeout', 'rise', 'fall', 'http'];
-const LISTENER_KEYS = ['port', 'address', 'backend'];
+const LISTENER_KEYS = ['port', 'address', 'backend', 'maxConnections'];
 
 function describe(v: LuaValue | undefined): string {
   if (v === undefined) return 'nothing';
@@ -223,7 +225,7 @@ export function singlePool(host: string, backendPort: number): PoolConfig {
 }
 
 /** `listeners = { { port = "8000", address = "0.0.0.0", backend = "app" }, ... }` */
-export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null }[] {
+export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null; maxConnections: number }[] {
   if (!isTable(v) || v.keys.size > 0 || v.list.length === 0) {
     throw new ConfigError(`listeners must be a list like { { port = "8000", backend = "app" } }, got ${describe(v)}`);
   }
@@ -236,7 +238,8 @@ export function parseListeners(v: LuaValue, defaultAddress: string): { address: 
     if (typeof address !== 'string' || address.trim() === '') throw new ConfigError(`${where}.address must be an address, got ${describe(address)}`);
     const backend = l.keys.get('backend');
     if (backend !== undefined && typeof backend !== 'string') throw new ConfigError(`${where}.backend must be a pool name, got ${describe(backend)}`);
-    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null };
+    const maxConnections = integer(`${where}.maxConnections`, l.keys.get('maxConnections'), 0, 10_000_000, 0);
+    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null, maxConnections };
   });
 }
 

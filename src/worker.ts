@@ -10,8 +10,8 @@ import * as libc from '../ffi/libc';
 import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
 import type { Config } from './config';
 import { LimitedLog, log, setLogSink, logError } from './log';
-import { Pairings } from './pairings';
-import { Listener } from './listener';
+import { Pairings, type Pairing } from './pairings';
+import { ConnectionLimit, Listener } from './listener';
 import { HealthChecker } from './balancer/checker';
 import { Pool } from './balancer/pool';
 import { AccessLog } from './accesslog';
@@ -137,13 +137,22 @@ function main(): void {
 
   const listeners: Listener[] = [];
   const listenerStats: { stats: ListenerStats; pool: string }[] = [];
+  // maxConnections: each pairing counts against the listener that accepted it until its last close.
+  const limit = new ConnectionLimit(reactor, config.maxConnections > 0 ? config.maxConnections : Infinity);
+  const acceptedBy = new Map<Pairing, Listener>();
+  ctx.pairings.onRemoved = (pairing) => {
+    const listener = acceptedBy.get(pairing);
+    if (listener === undefined) return;
+    acceptedBy.delete(pairing);
+    listener.released();
+  };
   for (const l of config.listeners) {
     const pool = pools.get(l.backend)!;
     // Each listener's pairings count in its own ListenerStats.
     const stats = new ListenerStats(formatHostPort(l.address, l.port));
     const listenerCtx: ProxyContext = { ...ctx, listener: stats };
     try {
-      listeners.push(new Listener(
+      const listener: Listener = new Listener(
         reactor,
         {
           address: l.address,
@@ -151,10 +160,23 @@ function main(): void {
           backlog: config.backlog,
           acceptBudget: config.acceptBudget,
           acceptOnce: config.acceptPolicy === 'once',
+          maxConnections: l.maxConnections,
+          limit,
         },
-        (fd, peer) => new Proxy(listenerCtx, fd, pool, peer).start(),
-      ));
-      stats.name = formatHostPort(l.address, listeners[listeners.length - 1].port);
+        (fd, peer) => {
+          let proxy: Proxy;
+          try {
+            proxy = new Proxy(listenerCtx, fd, pool, peer);
+          } catch (error) {
+            listener.released(); // never became a pairing: it must not hold a place under the limit
+            throw error;
+          }
+          acceptedBy.set(proxy, listener);
+          proxy.start();
+        },
+      );
+      listeners.push(listener);
+      stats.name = formatHostPort(l.address, listener.port);
       listenerStats.push({ stats, pool: pool.name });
     } catch (error) {
       const message = error instanceof libc.SysError && error.syscall === 'bind'
