@@ -28,6 +28,25 @@ bothModes('a backend that resets after 100 KB: the client gets the 100 KB, then 
   }
 });
 
+bothModes('a backend that sends and resets before rsp has even seen its connect complete: the client still gets the bytes, then a reset', async (t, mode) => {
+  let rsp!: Awaited<ReturnType<typeof startRsp>>;
+  const backendPort = await listen(t, net.createServer((s) => {
+    // rsp is stopped from here on: the connect completes, the bytes are
+    // acknowledged by rsp's kernel and the reset arrives, all before rsp looks.
+    rsp.proc.kill('SIGSTOP');
+    s.write(payload);
+    void acknowledged(s).then(() => {
+      s.resetAndDestroy();
+      rsp.proc.kill('SIGCONT');
+    });
+  }));
+  rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, trace: true });
+  t.teardown(() => rsp.proc.kill('SIGCONT'));
+  const got = await readFd(connectFd(rsp.port));
+  t.is(got.how, 'ECONNRESET');
+  t.true(got.bytes.equals(payload), `${got.bytes.length} bytes`);
+});
+
 bothModes('a backend that resets while the client is not reading: the client still gets every byte, then a reset', async (t, mode) => {
   const big = patternBytes(3 * 1024 * 1024, 3);
   let resetDone!: () => void;
