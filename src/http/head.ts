@@ -264,7 +264,7 @@ export abstract class Head {
 
   private failed(status: number, why: string): number {
     this.fail(status, why);
-    return status;
+    return this.result;
   }
 
   private run(): number {

@@ -38,9 +38,8 @@ export class ResponseHead extends Head {
     this.reasonStart = this.reasonEnd = 0;
   }
 
-  override feed(buf: Buffer, start = 0, end = buf.length): number {
-    const r = super.feed(buf, start, end);
-    return r > DONE_ ? 502 : r;
+  protected override fail(_status: number, why: string): number {
+    return super.fail(502, why);
   }
 
   /** status-line = HTTP-version SP status-code SP [ reason-phrase ]; a missing last SP is tolerated. */
@@ -98,5 +97,3 @@ export class ResponseHead extends Head {
     return this.text(this.reasonStart, this.reasonEnd);
   }
 }
-
-const DONE_ = 1;
