@@ -10,6 +10,10 @@
 // appended. The scanner is a byte state machine whose position survives
 // between reads: no byte is looked at twice across reads.
 import { COLON, CR, FIELD, HTAB, LF, LOWER, SP, TCHAR, equalsIgnoreCase } from './chars';
+import { NameCache } from './names';
+
+const NAMES = new NameCache(false);
+const KEYS = new NameCache(true);
 
 export interface HeadLimits {
   /** Bytes of the request line (status line), without its CRLF. Default 8192. */
@@ -105,6 +109,7 @@ export abstract class Head {
   private buffered = false;
   private own: Buffer | null = null;
   private readonly maxHead: number;
+  private headText: string | null = null;
   /** 4 per field line: name start, name end, value start, value end (OWS trimmed). */
   protected readonly fields: Int32Array;
   protected count = 0;
@@ -148,6 +153,7 @@ export abstract class Head {
     this.bodyKind = BODY_NONE;
     this.contentLength = -1;
     this.keepAlive = false;
+    this.headText = null;
     this.state = this.skipsEmptyLines ? State.Leading : State.FirstLine;
     this.pos = this.lineStart = this.lineEnd = this.fieldsStart = 0;
     this.leading = 0;
@@ -273,6 +279,9 @@ export abstract class Head {
     const base = this.base;
     let i = base + this.pos;
     let state = this.state;
+    // Module tables in locals: an import is a property load on every use otherwise.
+    const tchar = TCHAR;
+    const field = FIELD;
     while (i < len) {
       switch (state) {
         case State.FirstLine: {
@@ -302,14 +311,14 @@ export abstract class Head {
             state = State.EndLF;
             break;
           }
-          if (TCHAR[c] !== 1) return this.failed(400, isOws(c) ? 'obs-fold' : c === LF ? 'bare LF' : 'invalid field name');
+          if (tchar[c] !== 1) return this.failed(400, isOws(c) ? 'obs-fold' : c === LF ? 'bare LF' : 'invalid field name');
           this.lineStart = i - base;
           i++;
           state = State.Name;
           break;
         }
         case State.Name:
-          while (i < len && TCHAR[d[i]] === 1) i++;
+          while (i < len && tchar[d[i]] === 1) i++;
           if (i === len) break;
           if (d[i] !== COLON) return this.failed(400, isOws(d[i]) ? 'whitespace before colon' : 'invalid field name');
           this.nameEnd = i - base;
@@ -323,7 +332,7 @@ export abstract class Head {
           state = State.Value;
           break;
         case State.Value: {
-          while (i < len && FIELD[d[i]] === 1) i++;
+          while (i < len && field[d[i]] === 1) i++;
           if (i === len) break;
           if (d[i] !== CR) return this.failed(400, d[i] === LF ? 'bare LF' : 'invalid byte in field value');
           let e = i;
@@ -520,7 +529,12 @@ export abstract class Head {
 
   /** Field k's name as received. */
   headerName(k: number): string {
-    return this.text(this.fields[k * 4], this.fields[k * 4 + 1]);
+    return NAMES.get(this.d as Buffer, this.fields[k * 4], this.fields[k * 4 + 1]);
+  }
+
+  /** Field k's name in lower case (what Lua's req.headers is keyed by). */
+  headerKey(k: number): string {
+    return KEYS.get(this.d as Buffer, this.fields[k * 4], this.fields[k * 4 + 1]);
   }
 
   /** Field k's value, OWS trimmed. */
@@ -563,7 +577,17 @@ export abstract class Head {
     return out;
   }
 
+  /**
+   * The text of bytes [s, e) of the head. The whole head becomes one string on
+   * the first call (one trip into C++), and each part is a substring of it
+   * (V8 shares the characters of a longer substring instead of copying them).
+   */
   protected text(s: number, e: number): string {
-    return (this.d as Buffer).toString('latin1', s, e);
+    if (this.headText === null) this.headText = (this.d as LatinBuffer).latin1Slice(0, this.headLength);
+    return this.headText.substring(s, e);
   }
+}
+
+interface LatinBuffer extends Buffer {
+  latin1Slice(start: number, end: number): string;
 }
