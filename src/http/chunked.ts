@@ -61,6 +61,10 @@ export class ChunkedBody {
     let state = this.state;
     if (state === S.Failed) return CHUNKED_ERROR;
     if (state === S.Done) return start;
+    // Module tables in locals: an import is a property load on every use otherwise.
+    const hex = HEX;
+    const tchar = TCHAR;
+    const field = FIELD;
     let i = start;
     while (i < end) {
       if (state === S.Data) {
@@ -76,14 +80,14 @@ export class ChunkedBody {
       if (state >= S.TrailerStart && state <= S.FinalLF && ++this.trailerBytes > this.limits.trailerBytes) return this.fail('trailer section too large');
       switch (state) {
         case S.SizeStart: {
-          const h = HEX[c];
+          const h = hex[c];
           if (h < 0) return this.fail('invalid chunk size');
           this.remaining = h;
           state = S.Size;
           break;
         }
         case S.Size: {
-          const h = HEX[c];
+          const h = hex[c];
           if (h >= 0) {
             this.remaining = this.remaining * 16 + h;
             if (this.remaining > Number.MAX_SAFE_INTEGER) return this.fail('chunk size too large');
@@ -98,11 +102,11 @@ export class ChunkedBody {
           else if (c !== SP && c !== HTAB) return this.fail('invalid chunk extension');
           break;
         case S.ExtNameBws:
-          if (TCHAR[c] === 1) state = S.ExtName;
+          if (tchar[c] === 1) state = S.ExtName;
           else if (c !== SP && c !== HTAB) return this.fail('invalid chunk extension');
           break;
         case S.ExtName:
-          if (TCHAR[c] === 1) break;
+          if (tchar[c] === 1) break;
           if (c === CR) state = S.SizeLF;
           else if (c === 0x3b) state = S.ExtNameBws;
           else if (c === 0x3d) state = S.ExtValueBws;
@@ -116,11 +120,11 @@ export class ChunkedBody {
           break;
         case S.ExtValueBws:
           if (c === 0x22) state = S.ExtQuoted;
-          else if (TCHAR[c] === 1) state = S.ExtToken;
+          else if (tchar[c] === 1) state = S.ExtToken;
           else if (c !== SP && c !== HTAB) return this.fail('invalid chunk extension');
           break;
         case S.ExtToken:
-          if (TCHAR[c] === 1) break;
+          if (tchar[c] === 1) break;
           if (c === CR) state = S.SizeLF;
           else if (c === 0x3b) state = S.ExtNameBws;
           else if (c === SP || c === HTAB) state = S.ExtBws;
@@ -129,10 +133,10 @@ export class ChunkedBody {
         case S.ExtQuoted: // qdtext: HTAB, SP, %x21, %x23-5B, %x5D-7E, obs-text
           if (c === 0x22) state = S.ExtAfterQuoted;
           else if (c === 0x5c) state = S.ExtQuotedEscape;
-          else if (FIELD[c] !== 1) return this.fail('invalid chunk extension');
+          else if (field[c] !== 1) return this.fail('invalid chunk extension');
           break;
         case S.ExtQuotedEscape:
-          if (FIELD[c] !== 1) return this.fail('invalid chunk extension');
+          if (field[c] !== 1) return this.fail('invalid chunk extension');
           state = S.ExtQuoted;
           break;
         case S.ExtAfterQuoted:
@@ -156,16 +160,16 @@ export class ChunkedBody {
           break;
         case S.TrailerStart:
           if (c === CR) state = S.FinalLF;
-          else if (TCHAR[c] === 1) state = S.TrailerName;
+          else if (tchar[c] === 1) state = S.TrailerName;
           else return this.fail(c === SP || c === HTAB ? 'obs-fold in trailer' : 'invalid trailer field');
           break;
         case S.TrailerName:
           if (c === COLON) state = S.TrailerValue;
-          else if (TCHAR[c] !== 1) return this.fail('invalid trailer field');
+          else if (tchar[c] !== 1) return this.fail('invalid trailer field');
           break;
         case S.TrailerValue:
           if (c === CR) state = S.TrailerLF;
-          else if (FIELD[c] !== 1) return this.fail('invalid trailer field');
+          else if (field[c] !== 1) return this.fail('invalid trailer field');
           break;
         case S.TrailerLF:
           if (c !== LF) return this.fail('bare CR');

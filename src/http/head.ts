@@ -232,7 +232,7 @@ export abstract class Head {
     this.ensure(n);
     const own = this.own!;
     if (n <= 64) for (let k = 0; k < n; k++) own[k] = src[base + k];
-    else own.set(src.subarray(base, base + n), 0);
+    else (src as Buffer).copy(own, 0, base, base + n);
     this.d = own;
     this.base = 0;
     this.len = n;

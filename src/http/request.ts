@@ -60,7 +60,12 @@ export class RequestHead extends Head {
   private hostStart = -1;
   private hostEnd = -1;
   private authorityEnd = -1;
-  private cache: { method?: string; target?: string; path?: string; query?: string | null; host?: string } = {};
+  // Strings made on first use, per request.
+  private methodText: string | null = null;
+  private targetText: string | null = null;
+  private pathText: string | null = null;
+  private queryText: string | null | undefined = undefined;
+  private hostText: string | null = null;
 
   constructor(limits: Partial<HeadLimits> = {}) {
     super(limits);
@@ -72,7 +77,8 @@ export class RequestHead extends Head {
     this.form = 0;
     this.expectContinue = this.upgrade = this.isHead = this.isConnect = false;
     this.hostStart = this.hostEnd = this.authorityEnd = -1;
-    if (this.cache.method !== undefined || this.cache.target !== undefined || this.cache.path !== undefined || this.cache.host !== undefined || this.cache.query !== undefined) this.cache = {};
+    this.methodText = this.targetText = this.pathText = this.hostText = null;
+    this.queryText = undefined;
   }
 
   protected firstLine(d: Uint8Array, s: number, e: number): number {
@@ -105,7 +111,7 @@ export class RequestHead extends Head {
       // authority-form, and only for CONNECT (§3.2.3).
       const he = validAuthority(d, ts, te, false, true);
       if (he < 0) return this.bad('CONNECT needs host:port');
-      this.form = 3;
+      this.form = AUTHORITY_FORM;
       this.hostStart = ts - base;
       this.hostEnd = he - base;
       this.authorityEnd = te - base;
@@ -114,11 +120,11 @@ export class RequestHead extends Head {
     }
     const c = d[ts];
     if (c === SLASH) {
-      this.form = 1;
+      this.form = ORIGIN_FORM;
       this.pathStart = ts - base;
     } else if (c === STAR && te - ts === 1) {
       if (!isOptions) return this.bad('asterisk-form is for OPTIONS only');
-      this.form = 4;
+      this.form = ASTERISK_FORM;
       this.pathStart = ts - base;
       this.pathEnd = te - base;
       return 0;
@@ -132,7 +138,7 @@ export class RequestHead extends Head {
       while (ae < te && d[ae] !== SLASH && d[ae] !== QUESTION) ae++;
       const he = validAuthority(d, a, ae, false, false);
       if (he < 0) return this.bad('invalid authority in request-target');
-      this.form = 2;
+      this.form = ABSOLUTE_FORM;
       this.hostStart = a - base;
       this.hostEnd = he - base;
       this.authorityEnd = ae - base;
@@ -158,7 +164,7 @@ export class RequestHead extends Head {
       const ve = base + f[k + 3];
       const he = validAuthority(d, vs, ve, true, false);
       if (he < 0) return this.bad('invalid Host');
-      if (this.form !== 2 && this.form !== 3) {
+      if (this.form !== ABSOLUTE_FORM && this.form !== AUTHORITY_FORM) {
         this.hostStart = vs - base;
         this.hostEnd = he - base;
       }
@@ -194,7 +200,7 @@ export class RequestHead extends Head {
 
   /** The method, as sent (methods are case-sensitive). */
   get method(): string {
-    return (this.cache.method ??= this.text(0, this.methodEnd));
+    return (this.methodText ??= this.text(0, this.methodEnd));
   }
 
   /** True when the method is `name` exactly; allocates nothing. */
@@ -207,19 +213,18 @@ export class RequestHead extends Head {
 
   /** The request-target as sent. */
   get target(): string {
-    return (this.cache.target ??= this.text(this.targetStart, this.targetEnd));
+    return (this.targetText ??= this.text(this.targetStart, this.targetEnd));
   }
 
   /** The path part of the target ("/" for an absolute-form target with an empty path; "*" for asterisk-form; "" for CONNECT). */
   get path(): string {
-    if (this.cache.path === undefined) this.cache.path = this.form === 2 && this.pathEnd === this.pathStart ? '/' : this.text(this.pathStart, this.pathEnd);
-    return this.cache.path;
+    return (this.pathText ??= this.form === ABSOLUTE_FORM && this.pathEnd === this.pathStart ? '/' : this.text(this.pathStart, this.pathEnd));
   }
 
   /** The query after '?', without it; null when the target has none. */
   get query(): string | null {
-    if (this.cache.query === undefined) this.cache.query = this.pathEnd < this.targetEnd && this.form !== 3 ? this.text(this.pathEnd + 1, this.targetEnd) : null;
-    return this.cache.query;
+    if (this.queryText === undefined) this.queryText = this.pathEnd < this.targetEnd && this.form !== AUTHORITY_FORM ? this.text(this.pathEnd + 1, this.targetEnd) : null;
+    return this.queryText;
   }
 
   /**
@@ -228,8 +233,7 @@ export class RequestHead extends Head {
    * there is none (an HTTP/1.0 request without Host, or an empty Host).
    */
   get host(): string {
-    if (this.cache.host === undefined) this.cache.host = this.hostStart < 0 ? '' : this.text(this.hostStart, this.hostEnd).toLowerCase();
-    return this.cache.host;
+    return (this.hostText ??= this.hostStart < 0 ? '' : this.text(this.hostStart, this.hostEnd).toLowerCase());
   }
 
   /** Offsets of the target in `bytes`. */
