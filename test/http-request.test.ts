@@ -270,6 +270,11 @@ test('the head outlives the caller\'s buffer; reset() parses the next request', 
   t.is(p.feed(b, second), DONE);
   t.is(p.target, '/two');
   t.is(p.headEnd, b.length);
+  p.reset();
+  t.is(p.feed(Buffer.from('GET /three HTTP/1.0\r\n\r\n')), DONE);
+  t.is(p.host, '', 'nothing of the previous request is left');
+  t.is(p.headerCount, 0);
+  t.is(p.header('host'), null);
 });
 
 test('after DONE or an error, feed() returns the same result until reset()', (t) => {

@@ -59,7 +59,6 @@ export class RequestHead extends Head {
   private pathStart = 0;
   private hostStart = -1;
   private hostEnd = -1;
-  private authorityEnd = -1;
   // Strings made on first use, per request.
   private methodText: string | null = null;
   private targetText: string | null = null;
@@ -76,7 +75,7 @@ export class RequestHead extends Head {
     super.reset();
     this.form = 0;
     this.expectContinue = this.upgrade = this.isHead = this.isConnect = false;
-    this.hostStart = this.hostEnd = this.authorityEnd = -1;
+    this.hostStart = this.hostEnd = -1;
     this.methodText = this.targetText = this.pathText = this.hostText = null;
     this.queryText = undefined;
   }
@@ -114,7 +113,6 @@ export class RequestHead extends Head {
       this.form = AUTHORITY_FORM;
       this.hostStart = ts - base;
       this.hostEnd = he - base;
-      this.authorityEnd = te - base;
       this.pathStart = this.pathEnd = te - base;
       return 0;
     }
@@ -141,7 +139,6 @@ export class RequestHead extends Head {
       this.form = ABSOLUTE_FORM;
       this.hostStart = a - base;
       this.hostEnd = he - base;
-      this.authorityEnd = ae - base;
       this.pathStart = ae - base;
     }
     let q = this.pathStart + base;
