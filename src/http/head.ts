@@ -110,8 +110,8 @@ export abstract class Head {
   private own: Buffer | null = null;
   private readonly maxHead: number;
   private headText: string | null = null;
-  /** 4 per field line: name start, name end, value start, value end (OWS trimmed). */
-  protected readonly fields: Int32Array;
+  /** 4 per field line: name start, name end, value start, value end (OWS trimmed). Grows up to the limit. */
+  protected fields: Int32Array;
   protected count = 0;
 
   protected hostCount = 0;
@@ -140,7 +140,7 @@ export abstract class Head {
   constructor(limits: Partial<HeadLimits> = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
     this.maxHead = this.limits.requestLine + this.limits.headerBytes + 3;
-    this.fields = new Int32Array(this.limits.headers * 4);
+    this.fields = new Int32Array(Math.min(this.limits.headers, 16) * 4);
   }
 
   /** Ready for the next head; keeps the buffer. */
@@ -349,6 +349,7 @@ export abstract class Head {
           if (i - base - this.fieldsStart > this.limits.headerBytes) return this.failed(this.fieldsTooLarge, 'header section too large');
           if (this.count === this.limits.headers) return this.failed(this.fieldsTooLarge, 'too many header fields');
           const k = this.count++ * 4;
+          if (k === this.fields.length) this.growFields();
           const f = this.fields;
           f[k] = this.lineStart;
           f[k + 1] = this.nameEnd;
@@ -382,6 +383,13 @@ export abstract class Head {
       return this.failed(this.fieldsTooLarge, 'header section too large');
     }
     return NEED_MORE;
+  }
+
+  /** More room for field offsets (a parser starts with room for 16 fields: its idle size stays small). */
+  private growFields(): void {
+    const next = new Int32Array(Math.min(this.fields.length * 2, this.limits.headers * 4));
+    next.set(this.fields);
+    this.fields = next;
   }
 
   /** Bytes allowed in the first line before its CR. */
