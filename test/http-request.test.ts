@@ -298,3 +298,30 @@ test('the corpus: whole, byte by byte and re-serialised heads parse identically'
     t.is(serializeRequest(a), head);
   }
 });
+
+test('inProgress says a head is partly here; release() drops the buffer and the parser still works', (t) => {
+  const p = new RequestHead();
+  t.false(p.inProgress);
+  t.is(p.feed(Buffer.from('\r\n')), NEED_MORE);
+  t.true(p.inProgress, 'an empty line counts as the start');
+  t.is(p.feed(Buffer.from('GET / HT')), NEED_MORE);
+  t.true(p.inProgress);
+  t.is(p.feed(Buffer.from(`TP/1.1\r\n${H}\r\n`)), DONE);
+  t.false(p.inProgress);
+  p.release();
+  t.false(p.inProgress);
+  t.is(p.feed(Buffer.from(`GET /after HTTP/1.1\r\n${H}\r\n`)), DONE);
+  t.is(p.target, '/after');
+});
+
+test('empty lines before the request line are bounded', (t) => {
+  t.is(whole('\r\n'.repeat(4096) + `GET / HTTP/1.1\r\n${H}\r\n`).result, DONE);
+  t.is(whole('\r\n'.repeat(4097) + `GET / HTTP/1.1\r\n${H}\r\n`).result, 400);
+});
+
+test('a huge read after a partial head is refused by the limits, not buffered', (t) => {
+  const p = new RequestHead();
+  t.is(p.feed(Buffer.from(`GET / HTTP/1.1\r\n${H}X: `)), NEED_MORE);
+  t.is(p.feed(Buffer.alloc(1 << 20, 0x61)), 431);
+  t.true(p.bytes.length <= 64 * 1024, `the parser's buffer stayed small: ${p.bytes.length}`);
+});
