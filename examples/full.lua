@@ -24,7 +24,7 @@ backend = ""               -- the pool listenPort's listener sends to, when back
 -- Instead of listenPort/listenAddress, several listeners, each with its pool:
 -- listeners = {
 --   { port = "8000", address = "0.0.0.0", backend = "app" },
---   { port = "5433", backend = "db" },
+--   { port = "5433", backend = "db", maxConnections = 100 },  -- this listener's own limit; 0: none
 -- }
 
 triggerMode = "level"      -- or "edge"
@@ -37,6 +37,12 @@ highWaterMark = 1048576    -- 1 MiB
 lowWaterMark = 262144      -- 256 KiB
 idleTimeout = 600000       -- milliseconds without a byte either way; 0: never
 connectTimeout = 5000      -- milliseconds
+drainTimeout = 30000       -- SIGTERM: open connections may finish within this; 0: reset them at once
+drainDelay = 0             -- SIGTERM: keep accepting this long while /healthz says 503
+accessLog = ""             -- a file ("/var/log/rsp/access.log"), "-" for stdout, "": none
+accessLogFormat = "combined"  -- or "json"
+-- stats = { listen = "127.0.0.1:8404" }   -- /stats, /metrics, /healthz, / (keep it private)
+maxConnections = 0         -- clients at once; 0: from the open-files limit, (soft - 64 - listeners - members) / 2
 
 -- Knobs for experimenting with epoll; the defaults are the safe choices.
 trace = false

@@ -37,6 +37,11 @@ export const read: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('lon
 export const write: Fn<[fd: number, buf: Buffer, count: number]> = libc.func('long write(int, const void *, unsigned long)');
 export const close: Fn<[fd: number]> = libc.func('int close(int)');
 export const dup: Fn<[fd: number]> = libc.func('int dup(int)');
+const open_raw = libc.func('int open(const char *, int, ...)');
+/** open(path, flags, mode): for log files (O_WRONLY | O_APPEND | O_CREAT). */
+export function open(path: string, flags: number, mode = 0o644): number {
+  return open_raw(path, flags, 'unsigned int', mode) as number;
+}
 export const recv: Fn<[fd: number, buf: Buffer, count: number, flags: number]> = libc.func('long recv(int, void *, unsigned long, int)');
 export const send: Fn<[fd: number, buf: Buffer, count: number, flags: number]> = libc.func('long send(int, const void *, unsigned long, int)');
 const ioctl_raw = libc.func('int ioctl(int, unsigned long, ...)');
@@ -105,6 +110,10 @@ export const SHUT_WR = 1;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const O_NONBLOCK = 0o4000;
+export const O_WRONLY = 0o1;
+export const O_CREAT = 0o100;
+export const O_APPEND = 0o2000;
+export const O_CLOEXEC = 0o2000000;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
 

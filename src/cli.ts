@@ -11,6 +11,7 @@ import * as libc from '../ffi/libc';
 import { ConfigError, configWarnings, itselfReason, loadConfig, type Config } from './config';
 import { describeCounters } from './counters';
 import { DnsFollower } from './dns';
+import { defaultMaxConnections, FD_HEADROOM, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
@@ -19,15 +20,19 @@ const USAGE = `Usage: rsp [options] <config.lua>
 Runs the Really Simple Proxy with the Lua configuration file given.
 
 Options:
+  -t, --test       check the config (syntax, options, names resolve, addresses
+                   parse, pools and listeners) without binding or starting
+                   anything, say so on stderr as nginx -t does, exit 0 or 1
   --trace          print every epoll_wait, event and system call (as trace = true)
   --die-with-parent  stop when the process that started rsp exits, even by
                    SIGKILL (for test harnesses and supervisors)
   -h, --help       show this help and exit
   -v, --version    print the version and exit
 
-Signals: SIGINT/SIGTERM stop rsp (counters are printed on the way out);
-SIGUSR2 prints the reactor's counters; SIGUSR1 logs "Reopening log files."
-(rsp writes to stdout and stderr only, so there is nothing to reopen yet).
+Signals: SIGINT/SIGTERM drain rsp: it stops accepting, lets open connections
+finish (drainTimeout) and exits 0; a second one, or SIGQUIT, stops at once;
+SIGUSR2 prints the reactor's counters; SIGUSR1 reopens the access log (logrotate)
+and logs "Reopening log files."
 
 Example config (the C rsp's three settings):
   listenPort = "8000"
@@ -45,6 +50,7 @@ interface Args {
   configPath: string;
   trace: boolean;
   dieWithParent: boolean;
+  test: boolean;
 }
 
 /** Parse argv; prints and exits for --help, --version and usage errors (exit 2). */
@@ -52,8 +58,11 @@ function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
   let trace = false;
   let dieWithParent = false;
+  let test = false;
   for (const arg of argv) {
-    if (arg === '--trace') {
+    if (arg === '-t' || arg === '--test') {
+      test = true;
+    } else if (arg === '--trace') {
       trace = true;
     } else if (arg === '--die-with-parent') {
       dieWithParent = true;
@@ -70,7 +79,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   if (positional.length !== 1) usageError(positional.length === 0 ? 'no config file given' : 'only one config file, please');
-  return { configPath: positional[0], trace, dieWithParent };
+  return { configPath: positional[0], trace, dieWithParent, test };
 }
 
 function usageError(message: string): never {
@@ -80,16 +89,20 @@ function usageError(message: string): never {
 
 /** What the signals act on once the worker runs. */
 interface Running {
-  stop(): void;
+  drain(signal: string): void;
+  stop(signal: string): void;
   counters(): void;
+  reopen(): void;
 }
 
 let running: Running | undefined;
 
 function installSignalHandlers(): void {
-  const stop = (signal: string): void => {
+  const stop = (signal: string, now = false): void => {
     if (running !== undefined) {
-      running.stop();
+      // The first SIGTERM/SIGINT drains; a second one, or SIGQUIT, stops at once.
+      if (now) running.stop(signal);
+      else running.drain(signal);
       return;
     }
     // Nothing started yet: nothing to drain or count.
@@ -98,12 +111,19 @@ function installSignalHandlers(): void {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGQUIT', () => stop('SIGQUIT', true));
+  // nginx reloads its config on SIGHUP (systemctl reload). rsp cannot yet:
+  // say so and keep serving, rather than die of Node's default action.
+  process.on('SIGHUP', () => log('SIGHUP: reloading the config is not supported yet; still running on the config loaded at start-up (restart to apply a new one).'));
   // Before the worker exists there are no counters: the signal is ignored.
   process.on('SIGUSR2', () => running?.counters());
   // A handler, so that Node does not open its inspector (anyone on this host
-  // could then run code as rsp). Reopening log files is what nginx does here;
-  // rsp logs to stdout/stderr, so it says so and there is nothing to reopen.
-  process.on('SIGUSR1', () => log('Reopening log files.'));
+  // could then run code as rsp). Reopening log files is what nginx does here:
+  // the worker reopens the access log it writes (logrotate's postrotate).
+  process.on('SIGUSR1', () => {
+    log('Reopening log files.');
+    running?.reopen();
+  });
 }
 
 /** Runs the proxy until a signal stops it. */
@@ -131,8 +151,27 @@ export async function main(argv: string[]): Promise<void> {
   // waiting in the event loop: let it act before a worker exists.
   await new Promise((resolve) => setImmediate(resolve));
   for (const warning of configWarnings(config)) logError(warning);
+  if (args.test) {
+    // nginx -t's two lines, on stderr as nginx writes them. Nothing was bound.
+    process.stderr.write(`rsp: the configuration file ${args.configPath} syntax is ok\nrsp: configuration file ${args.configPath} test is successful\n`);
+    process.exit(0);
+  }
   if (args.trace) config.trace = true;
+  applyFdLimit(config);
   start(config);
+}
+
+/** Soft open-files limit up to the hard one; maxConnections = 0 becomes what it allows. */
+function applyFdLimit(config: Config): void {
+  const fds = raiseFdLimit();
+  if (fds.problem !== null) logError(`Warning: the open-files limit stays at ${fds.soft}: ${fds.problem}`);
+  const reserved = config.listeners.length + config.pools.reduce((n, p) => n + p.members.length, 0);
+  const fit = defaultMaxConnections(fds.soft, reserved);
+  if (config.maxConnections === 0) config.maxConnections = fit;
+  else if (config.maxConnections > fit) {
+    const needed = 2 * config.maxConnections + FD_HEADROOM + reserved;
+    logError(`Warning: maxConnections = ${config.maxConnections} needs about ${needed} file descriptors but the open-files limit is ${fds.soft}: accepts will pause on EMFILE before maxConnections is reached (raise LimitNOFILE= or ulimit -Hn)`);
+  }
 }
 
 function start(config: Config): void {
@@ -152,14 +191,26 @@ function start(config: Config): void {
     ? new DnsFollower(config.names, config.resolveInterval, config.resolver, (change) => tell({ type: 'members', ...change }), (pool, m) => itselfReason(config, pool, m))
     : null;
   let stopping = false;
+  let draining = false;
   running = {
-    stop(): void {
+    drain(signal: string): void {
+      if (draining) {
+        this.stop(signal);
+        return;
+      }
+      draining = true;
+      log(`${signal}: draining (a second ${signal} stops at once).`);
+      tell({ type: 'drain' });
+    },
+    stop(signal: string): void {
       if (stopping) return;
       stopping = true;
       follower?.stop();
+      log(`${signal}: stopping now; open connections are reset.`);
       tell({ type: 'stop' });
     },
     counters: () => tell({ type: 'counters' }),
+    reopen: () => tell({ type: 'reopen' }),
   };
 
   worker.on('message', (message: WorkerMessage) => {
@@ -170,6 +221,7 @@ function start(config: Config): void {
       case 'listening':
         // The C rsp's line for one listener; all the ports for several.
         log(message.ports.length === 1 ? `Started.  Listening on port ${message.ports[0]}.` : `Started.  Listening on ports ${message.ports.join(', ')}.`);
+        if (message.statsPort !== null) log(`Stats on port ${message.statsPort}: /stats, /metrics, /healthz and / (the status page).`);
         if (!stopping) follower?.start();
         break;
       case 'fatal':

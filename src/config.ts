@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import { lauxlib, lua, lualib, to_luastring } from 'fengari';
 import { checkKnownNames, ConfigError } from './configcheck';
 import { expandNames, type NamedMember } from './dns';
-import { DEFAULT_POOL, parseListeners, parsePools, poolFor, readLuaValue, singlePool, type ListenerConfig, type LuaValue, type MemberConfig, type PoolConfig } from './pools';
+import { DEFAULT_POOL, isTable, parseHostPort, parseListeners, parsePools, poolFor, readLuaValue, singlePool, type ListenerConfig, type LuaValue, type MemberConfig, type PoolConfig } from './pools';
 
 export type TriggerMode = 'level' | 'edge';
 
@@ -34,7 +34,11 @@ export interface Config {
   highWaterMark: number;
   lowWaterMark: number;
   connectTimeout: number;
+  drainTimeout: number;
+  drainDelay: number;
   idleTimeout: number;
+  /** 0 in the file: rsp derives it from the open-files limit at start-up (src/fdlimit.ts). */
+  maxConnections: number;
   readPolicy: 'auto' | 'drain' | 'eagain' | 'once';
   acceptPolicy: 'drain' | 'once';
   epolloutPolicy: 'auto' | 'queued' | 'always';
@@ -46,6 +50,11 @@ export interface Config {
   pools: PoolConfig[];
   /** From `listeners`, or the one of listenAddress/listenPort. */
   listeners: ListenerConfig[];
+  /** Where one line per connection goes: a file, "-" for stdout, "" for nowhere. */
+  accessLog: string;
+  accessLogFormat: 'combined' | 'json';
+  /** The stats listener (/stats, /metrics, /healthz, /), or null. */
+  stats: { address: string; port: number } | null;
   /** Members given by name, each now one member per address; followed in DNS by src/dns.ts. */
   names: NamedMember[];
 }
@@ -55,6 +64,7 @@ export type { ListenerConfig, MemberConfig, PoolConfig } from './pools';
 
 type Kind =
   | { type: 'table'; example: string }
+  | { type: 'path' }
   | { type: 'name' }
   | { type: 'port'; min: 0 | 1 }
   | { type: 'host' }
@@ -88,7 +98,7 @@ export const OPTIONS: Option[] = [
   { name: 'backendPort', kind: { type: 'port', min: 1 }, unless: 'backends', doc: 'Backend port (1-65535).' },
   { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; a name becomes one member per address, followed in DNS: see resolveInterval) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect). See docs/balancing.md.' },
   { name: 'backend', kind: { type: 'name' }, default: '', doc: 'The pool listenPort\'s listener sends to; needed only when `backends` has several.' },
-  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app" } (address defaults to "0.0.0.0"; backend may be left out when there is one pool).' },
+  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app", maxConnections = 0 } (address defaults to "0.0.0.0"; backend may be left out when there is one pool; maxConnections: the most clients of this listener at once, 0 for only the global maxConnections).' },
   { name: 'resolver', kind: { type: 'resolver' }, default: '', doc: 'DNS server that resolves the names in listenAddress (at start-up), backendAddress and backends (at start-up and every resolveInterval), as "address" or "address:port" ("[::1]:53" for IPv6; port 53 if not given); then /etc/hosts is not read. "": the system resolver (getaddrinfo).' },
   { name: 'resolveInterval', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 5000, doc: 'Milliseconds between lookups of the backend members given by name: each becomes one member per A/AAAA record, new addresses join the pool and vanished ones leave it once their connections end; a failing lookup keeps the last good answer (one line per episode). Members given as IP addresses are never resolved. 0: resolve once, at start-up.' },
   { name: 'triggerMode', kind: { type: 'enum', values: ['level', 'edge'] }, default: 'level', doc: 'How epoll reports readiness: "level" (reported while ready) or "edge" (reported when it changes, so every handler drains what is there: see readPolicy).' },
@@ -134,6 +144,12 @@ export const OPTIONS: Option[] = [
   { name: 'rdhup', kind: { type: 'bool' }, default: true, doc: 'Register EPOLLRDHUP and treat a short read with it as the end of the stream, saving the read() that returns 0.' },
   { name: 'idleTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 600_000, doc: 'Milliseconds a proxied connection may go without a byte in either direction before both sides are closed (as nginx stream\'s proxy_timeout); 0: never.' },
   { name: 'connectTimeout', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 5000, doc: 'Milliseconds a backend connect may take before the client is closed; 0 waits forever.' },
+  { name: 'drainTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 30000, doc: 'On SIGTERM or SIGINT rsp drains: it stops accepting and lets open connections finish; those still open after this many milliseconds are reset (never closed with a FIN that would make a cut stream look complete). 0: no drain, reset them at once. A second SIGTERM/SIGINT, or SIGQUIT, stops at once.' },
+  { name: 'drainDelay', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 0, doc: 'Milliseconds rsp keeps accepting after SIGTERM before it closes its listeners, while /healthz already answers 503, so a load balancer or Kubernetes stops sending first.' },
+  { name: 'accessLog', kind: { type: 'path' }, default: '', doc: 'One line per connection (client, pool, member, bytes each way, duration, how it ended) appended to this file; "-" for stdout; "": none. SIGUSR1 reopens it (for logrotate).' },
+  { name: 'accessLogFormat', kind: { type: 'enum', values: ['combined', 'json'] }, default: 'combined', doc: '"combined": one text line in the spirit of nginx\'s log formats; "json": one JSON object per line (for Loki, Elasticsearch).' },
+  { name: 'stats', kind: { type: 'table', example: '{ listen = "127.0.0.1:8404" }' }, doc: 'A listener that serves rsp\'s state over HTTP: /stats (JSON), /metrics (Prometheus text format), /healthz (200 while serving) and / (an HTML status page). Keep it on loopback or a private address.' },
+  { name: 'maxConnections', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 0, doc: 'Most clients connected at once, counted from accept to the last close of the client and its backend. At the limit rsp stops accepting (the listeners leave the epoll set) and new clients wait in the listen backlog until one leaves; one line is logged when it is reached and one when accepting again. 0: derived from the open-files limit, which rsp raises to the hard limit at start-up: (soft limit - 64 - listeners - pool members) / 2, as every client costs a backend socket too. A listener can have its own limit too: `listeners = { { port = "8000", maxConnections = 100 } }`. See "Running rsp on a server".' },
 ];
 
 /** Globals that are not options but that later versions read (the HTTP routing function). */
@@ -169,6 +185,7 @@ function describe(raw: Raw): string {
 function expected(kind: Kind): string {
   switch (kind.type) {
     case 'table': return `a table like ${kind.example}`;
+    case 'path': return 'a file path, "-" or "" (a string)';
     case 'name': return 'a pool name (a string)';
     case 'port': return 'a port (a string or a number)';
     case 'host': return 'an address or host name (a string)';
@@ -197,6 +214,7 @@ function checkOption(option: Option, raw: Raw): string | number | boolean {
   switch (kind.type) {
     case 'table':
       throw wrong(); // a table is read by readTableGlobal; anything else lands here
+    case 'path':
     case 'name':
       if (raw.type !== 'string') throw wrong();
       return raw.value.trim(); // "": not set
@@ -421,8 +439,20 @@ function readTableGlobal(L: State, name: string): LuaValue | undefined {
   }
 }
 
+/** `stats = { listen = "127.0.0.1:8404" }` */
+function statsListener(v: LuaValue | undefined): { address: string; port: number } | null {
+  if (v === undefined) return null;
+  if (!isTable(v) || v.list.length > 0) throw new ConfigError('stats must be a table like { listen = "127.0.0.1:8404" }');
+  checkKnownNames([...v.keys.keys()], ['listen'], { prefix: 'stats.' });
+  const listen = v.keys.get('listen');
+  if (typeof listen !== 'string') throw new ConfigError('stats.listen is required: "address:port", e.g. "127.0.0.1:8404"');
+  const { host, port } = parseHostPort('stats.listen', listen.trim(), 0); // 0: a free port, reported at start-up
+  return { address: host, port };
+}
+
 /** Pools and listeners: from the tables, or from the C rsp's globals. */
 function topology(config: Config, given: Set<string>, tables: Map<string, LuaValue>): void {
+  config.stats = statsListener(tables.get('stats'));
   const backends = tables.get('backends');
   if (backends !== undefined) {
     const both = ['backendAddress', 'backendPort'].filter((n) => given.has(n));
@@ -437,7 +467,7 @@ function topology(config: Config, given: Set<string>, tables: Map<string, LuaVal
     if (both.length > 0) throw new ConfigError(`${both.join(' and ')} and listeners both set: with listeners, each one says its port, address and backend`);
     config.listeners = parseListeners(listeners, '0.0.0.0').map((l, i) => ({ ...l, backend: poolFor(`listeners[${i + 1}]`, l.backend, config.pools) }));
   } else {
-    config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools) }];
+    config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools), maxConnections: 0 }];
   }
   config.names = []; // filled by loadConfig
 }
@@ -522,6 +552,7 @@ export async function loadConfig(path: string): Promise<Config> {
   const resolver = makeResolver(config.resolver);
   for (const l of config.listeners) l.address = await resolveAddress(l.address, config.listeners.length > 1 ? 'listeners address' : 'listenAddress', resolver);
   config.names = await expandNames(config.pools, config.resolver, (pool) => (pool.name === DEFAULT_POOL && config.backendAddress !== undefined ? 'backendAddress' : `backends.${pool.name} member`));
+  if (config.stats !== null) config.stats.address = await resolveAddress(config.stats.address, 'stats.listen', resolver);
   if (config.listenAddress !== undefined && config.listeners.length === 1) config.listenAddress = config.listeners[0].address;
   if (config.backendAddress !== undefined) config.backendAddress = config.pools[0].members[0].address;
   checkNotItself(config);

@@ -374,12 +374,22 @@ export class Connection implements Handler {
 
   private finishConnect(events: number): void {
     if ((events & (EPOLLERR | EPOLLHUP)) !== 0) {
-      // The reason the connect failed is the socket's pending error.
+      // The socket's pending error says what happened. A connect that failed
+      // leaves ECONNREFUSED, ETIMEDOUT...; ECONNRESET or EPIPE mean it was
+      // established and the backend has already sent, and reset, before we
+      // got to look: what it sent before the reset is owed to the client.
       const err = socketError(this.fd) || libc.ECONNREFUSED;
       this.reactor.counters.otherCalls++;
-      if (trace.on) trace.line(2, `getsockopt(${this.fd}, SO_ERROR) = ${libc.errnoName(err)}: connect failed`);
-      this.destroy(libc.errnoName(err));
-      return;
+      const established = err === libc.ECONNRESET || err === libc.EPIPE;
+      if (trace.on) trace.line(2, `getsockopt(${this.fd}, SO_ERROR) = ${libc.errnoName(err)}: ${established ? 'connected, then reset: reading what came first' : 'connect failed'}`);
+      if (!established) {
+        this.destroy(libc.errnoName(err));
+        return;
+      }
+      // SO_ERROR is consumed: the reads end in a 0 that is this error, not a FIN.
+      this.errorSeen = true;
+      this.brokenCause = libc.errnoName(err);
+      events |= EPOLLOUT;
     }
     if ((events & EPOLLOUT) === 0) return;
     this.connecting = false;

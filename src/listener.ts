@@ -14,6 +14,10 @@ export interface ListenerOptions {
   acceptBudget: number;
   /** Accept one connection per event and no more until epoll reports again (an experiment: strands connections in edge mode). */
   acceptOnce: boolean;
+  /** Most connections from this listener open at once (maxConnections in its `listeners` entry); 0: no limit of its own. */
+  maxConnections?: number;
+  /** The limit it shares with the worker's other listeners (the global maxConnections); none if not given. */
+  limit?: ConnectionLimit;
 }
 
 /** How long to stop accepting when the process or system is out of file descriptors. */
@@ -24,6 +28,91 @@ const FD_EXHAUSTED_PAUSE_MS = 100;
  * server is at its limit logs one line for the episode, not a pair per flip.
  */
 const EPISODE_QUIET_MS = 1000;
+
+/**
+ * maxConnections: the connections (pairings, from accept to their last close)
+ * the listeners of a worker may have open together. At the limit every
+ * listener leaves the epoll set, so new clients wait in the kernel's listen
+ * backlog instead of being accepted and dropped; below it they come back.
+ */
+export class ConnectionLimit {
+  open = 0;
+  readonly listeners: Listener[] = [];
+  readonly episode: LimitEpisode;
+
+  constructor(reactor: Reactor, readonly max: number) {
+    this.episode = new LimitEpisode(reactor, '', max);
+  }
+
+  /** After open changed: pause or resume every listener if the limit was crossed. */
+  update(): void {
+    if (this.episode.change(this.open >= this.max)) for (const l of this.listeners) l.updateRegistration();
+  }
+}
+
+/**
+ * One limit's pauses, logged per episode: a line when the limit is first
+ * reached, and one once accepting has gone on for EPISODE_QUIET_MS without
+ * reaching it again, so a server that sits at its limit (a pause and a resume
+ * for every client that leaves) logs two lines, not two per client.
+ */
+export class LimitEpisode {
+  /** Accepting is paused by this limit now. */
+  paused = false;
+  private inEpisode = false;
+  /** performance.now() when the limit was last reached or left. */
+  private lastReached = 0;
+  private timesReached = 0;
+  private check: Timer | null = null;
+
+  constructor(
+    private readonly reactor: Reactor,
+    /** "" for the global limit, "listener 127.0.0.1:8000: " for a listener's own. */
+    private readonly prefix: string,
+    private readonly max: number,
+  ) {}
+
+  /** `full`: open >= max. Returns whether `paused` changed. */
+  change(full: boolean): boolean {
+    if (full === this.paused) return false;
+    this.paused = full;
+    if (full) {
+      this.lastReached = performance.now();
+      this.timesReached++;
+      if (!this.inEpisode) {
+        this.inEpisode = true;
+        this.timesReached = 1;
+        log(`${this.prefix}maxConnections (${this.max}) reached: not accepting until a connection closes (new clients wait in the listen backlog).`);
+      }
+    } else if (this.inEpisode) {
+      // Quiet is counted from here: a long pause at the limit is not quiet.
+      this.lastReached = performance.now();
+      if (this.check === null) this.checkEnd();
+    }
+    return true;
+  }
+
+  cancel(): void {
+    if (this.check) this.check.cancel();
+    this.check = null;
+  }
+
+  private checkEnd(): void {
+    if (this.paused) return; // reached again: the next resume checks
+    const quietFor = performance.now() - this.lastReached;
+    if (quietFor < EPISODE_QUIET_MS) {
+      this.check = this.reactor.after(EPISODE_QUIET_MS - quietFor, () => {
+        this.check = null;
+        this.checkEnd();
+      });
+      return;
+    }
+    this.inEpisode = false;
+    const times = this.timesReached;
+    const again = this.prefix === '' ? 'Accepting connections again' : `${this.prefix}accepting connections again`;
+    log(`${again}: below maxConnections (${this.max}).${times > 1 ? ` (Reached ${times} times in this episode.)` : ''}`);
+  }
+}
 
 /**
  * create_and_bind + listen. The address is an IP literal (the config resolved
@@ -64,6 +153,12 @@ export class Listener implements Handler {
   private lastExhausted = 0; // performance.now() of the last EMFILE/ENFILE
   private episodeCheck: Timer | null = null;
   private pausesInEpisode = 0;
+  /** Its pairings open now, from accept to their last close (see released()). */
+  open = 0;
+  private readonly maxOpen: number;
+  private readonly own: LimitEpisode | null;
+  private readonly limit: ConnectionLimit;
+  private closed = false;
   // accept4 fills these in: the client's address, for balance = "hash" and logs.
   private readonly peer = Buffer.alloc(SOCKADDR_MAX);
   private readonly peerLength = Buffer.alloc(4);
@@ -79,7 +174,11 @@ export class Listener implements Handler {
     this.label = `listener ${formatHostPort(options.address, this.port)}`;
     this.acceptOnce = options.acceptOnce;
     this.acceptBudget = options.acceptOnce ? 1 : options.acceptBudget;
-    reactor.add(this, libc.EPOLLIN);
+    this.maxOpen = options.maxConnections ?? 0;
+    this.own = this.maxOpen > 0 ? new LimitEpisode(reactor, `${this.label}: `, this.maxOpen) : null;
+    this.limit = options.limit ?? new ConnectionLimit(reactor, Infinity);
+    this.limit.listeners.push(this);
+    this.updateRegistration();
   }
 
   /** handle_server_socket_event: accept until EAGAIN (or the budget is spent). */
@@ -93,7 +192,11 @@ export class Listener implements Handler {
       if (fd >= 0) {
         counters.accepts++;
         if (this.out && this.episodeCheck === null) this.checkEpisodeEnd();
+        this.open++;
+        this.limit.open++;
         this.onAccept(fd, this.peer);
+        this.countChanged();
+        if (!this.reactor.isRegistered(this)) return; // at a maxConnections
         continue;
       }
       const err = libc.errno();
@@ -119,7 +222,30 @@ export class Listener implements Handler {
     logError(`listener: ${error instanceof Error ? error.message : String(error)}`);
   }
 
+  /** One of its pairings has closed both sides. */
+  released(): void {
+    this.open--;
+    this.limit.open--;
+    this.countChanged();
+  }
+
+  /** In the epoll set unless a limit or an out-of-fds pause holds it out. */
+  updateRegistration(): void {
+    const wanted = !this.closed && this.pausedUntilRetry === null && !(this.own?.paused ?? false) && !this.limit.episode.paused;
+    if (wanted === this.reactor.isRegistered(this)) return;
+    if (wanted) this.reactor.add(this, libc.EPOLLIN);
+    else this.reactor.remove(this, false);
+  }
+
+  private countChanged(): void {
+    if (this.own !== null && this.own.change(this.open >= this.maxOpen)) this.updateRegistration();
+    this.limit.update();
+  }
+
   close(): void {
+    this.closed = true;
+    this.own?.cancel();
+    this.limit.episode.cancel();
     if (this.pausedUntilRetry) this.pausedUntilRetry.cancel();
     if (this.episodeCheck) this.episodeCheck.cancel();
     if (this.reactor.isRegistered(this)) this.reactor.remove(this, true);
@@ -139,11 +265,11 @@ export class Listener implements Handler {
       this.pausesInEpisode = 1;
       logError(`accept: ${libc.errnoName(err)} (out of file descriptors); pausing accepts for ${FD_EXHAUSTED_PAUSE_MS} ms at a time until some are free`);
     }
-    this.reactor.remove(this, false);
     this.pausedUntilRetry = this.reactor.after(FD_EXHAUSTED_PAUSE_MS, () => {
       this.pausedUntilRetry = null;
-      this.reactor.add(this, libc.EPOLLIN);
+      this.updateRegistration();
     });
+    this.updateRegistration();
   }
 
   /**

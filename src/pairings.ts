@@ -23,7 +23,11 @@ export interface Pairing {
 export class Pairings {
   private readonly live = new Set<Pairing>();
   private armed = false;
+  /** Set while draining: called when the last pairing has gone. */
+  onEmpty: (() => void) | null = null;
   private readonly interval: number;
+  /** Called once per pairing when it leaves the set before the worker stops (maxConnections counts with it). */
+  onRemoved: ((pairing: Pairing) => void) | null = null;
 
   constructor(
     private readonly reactor: Reactor,
@@ -44,11 +48,15 @@ export class Pairings {
   }
 
   delete(pairing: Pairing): void {
-    this.live.delete(pairing);
+    if (!this.live.delete(pairing)) return;
+    if (this.onRemoved !== null) this.onRemoved(pairing);
+    if (this.live.size === 0 && this.onEmpty !== null) this.onEmpty();
   }
 
   /** Reset every open pairing (the worker is stopping). */
   resetAll(cause: string): void {
+    this.onEmpty = null;
+    this.onRemoved = null; // stopping: nothing is accepted any more, so nothing needs counting
     for (const pairing of this.live) pairing.resetBoth(cause);
     this.live.clear();
   }
@@ -66,10 +74,7 @@ export class Pairings {
       // Quiet since the last sweep: a slow reader may still be taking bytes
       // out of the socket buffers (one ioctl per side, only for these).
       if (pairing.lastActive() < now - this.interval && pairing.sendQueuesMoved()) continue;
-      if (pairing.lastActive() < limit) {
-        this.live.delete(pairing);
-        pairing.resetBoth('idle timeout');
-      }
+      if (pairing.lastActive() < limit) pairing.resetBoth('idle timeout'); // its last close deletes it
     }
     if (this.live.size > 0) this.arm();
   }

@@ -85,6 +85,8 @@ export interface ListenerConfig {
   port: number;
   /** The pool it sends to. */
   backend: string;
+  /** Most connections open at once through this listener; 0: only the global maxConnections. */
+  maxConnections: number;
 }
 
 /** The pool the C rsp's backendAddress/backendPort form. */
@@ -93,7 +95,7 @@ export const DEFAULT_POOL = 'default';
 const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries'];
 const MEMBER_KEYS = ['weight', 'backup', 'maxConnections'];
 const CHECK_KEYS = ['interval', 'timeout', 'rise', 'fall', 'http'];
-const LISTENER_KEYS = ['port', 'address', 'backend'];
+const LISTENER_KEYS = ['port', 'address', 'backend', 'maxConnections'];
 
 function describe(v: LuaValue | undefined): string {
   if (v === undefined) return 'nothing';
@@ -117,13 +119,13 @@ function port(where: string, v: LuaValue | undefined): number {
 }
 
 /** "10.0.0.1:8080", "[::1]:5432" or "app.internal:8080" into host and port. */
-export function parseHostPort(where: string, text: string): { host: string; port: number } {
+export function parseHostPort(where: string, text: string, minPort = 1): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]\s]+):(\d+)$/.exec(text);
   if (m === null || (text.startsWith('[') && isIP(m[1]) !== 6)) {
     throw new ConfigError(`${where} must be "host:port" (an IPv6 address in brackets: "[::1]:5432"), got ${JSON.stringify(text)}`);
   }
   const n = Number(m[2]);
-  if (!(n >= 1 && n <= 65535)) throw new ConfigError(`${where}: port must be 1-65535, got ${m[2]}`);
+  if (!(n >= minPort && n <= 65535)) throw new ConfigError(`${where}: port must be ${minPort}-65535, got ${m[2]}`);
   return { host: m[1], port: n };
 }
 
@@ -223,7 +225,7 @@ export function singlePool(host: string, backendPort: number): PoolConfig {
 }
 
 /** `listeners = { { port = "8000", address = "0.0.0.0", backend = "app" }, ... }` */
-export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null }[] {
+export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null; maxConnections: number }[] {
   if (!isTable(v) || v.keys.size > 0 || v.list.length === 0) {
     throw new ConfigError(`listeners must be a list like { { port = "8000", backend = "app" } }, got ${describe(v)}`);
   }
@@ -236,7 +238,8 @@ export function parseListeners(v: LuaValue, defaultAddress: string): { address: 
     if (typeof address !== 'string' || address.trim() === '') throw new ConfigError(`${where}.address must be an address, got ${describe(address)}`);
     const backend = l.keys.get('backend');
     if (backend !== undefined && typeof backend !== 'string') throw new ConfigError(`${where}.backend must be a pool name, got ${describe(backend)}`);
-    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null };
+    const maxConnections = integer(`${where}.maxConnections`, l.keys.get('maxConnections'), 0, 10_000_000, 0);
+    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null, maxConnections };
   });
 }
 

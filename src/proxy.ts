@@ -18,21 +18,54 @@
 // the pool's `retries`, never the same one twice; the bytes the client sent
 // meanwhile go to the member that answers. Only when none could be reached
 // is the client cut, at once.
+import type { AccessLog } from './accesslog';
 import type { Member } from './balancer/member';
 import type { Pool } from './balancer/pool';
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
 import type { LimitedLog } from './log';
 import { describePeer, startConnect } from './netutils';
+import { formatAddress, fromSockaddr } from '../ffi/sockaddr';
 import type { Pairing, Pairings } from './pairings';
 import type { Reactor } from './reactor';
 import { SysError } from '../ffi/libc';
 import { trace } from './trace';
 
+/** "127.0.0.1:53122" from accept's sockaddr (only when an access log wants it). */
+function clientName(peer: Buffer): string {
+  try {
+    return formatAddress(fromSockaddr(peer));
+  } catch {
+    return '?';
+  }
+}
+
+/** Causes rsp itself gives (the others are the peer's errors: "client ECONNRESET", "backend ECONNRESET"). */
+const OWN_CAUSES = /^(no backend|idle timeout|stopped|internal error|client gone|backend gone)/;
+
+function howItEnded(client: boolean, cause: string): string {
+  return OWN_CAUSES.test(cause) ? cause : `${client ? 'client' : 'backend'} ${cause}`;
+}
+
 /** The pool the C rsp's backendAddress/backendPort form (its members are named as the C rsp named its backend). */
 const DEFAULT_POOL = 'default';
 
+/** One listener's counters: plain numbers the proxy bumps and the stats listener reads. */
+export class ListenerStats {
+  /** Connections accepted, and still open. */
+  total = 0;
+  active = 0;
+  /** Bytes from clients, and to them. */
+  bytesIn = 0;
+  bytesOut = 0;
+  constructor(public name: string) {}
+}
+
 export interface ProxyContext {
   reactor: Reactor;
+  /** The listener this pairing came in on. */
+  listener: ListenerStats;
+  /** One line per pairing when it ends, or null. */
+  accessLog: AccessLog | null;
   pairings: Pairings;
   /** Where connect failures are logged, at most once a second per backend and reason. */
   errors: LimitedLog;
@@ -55,6 +88,13 @@ export class Proxy implements ConnectionOwner, Pairing {
   private readonly clientKey: Buffer | null;
   /** resetBoth() is closing both sides itself: no cascade in onClose. */
   private cutting = false;
+  // For the access log: when it began, what it carried, the member, how it ended.
+  private readonly startedAt: number;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private memberName = '-';
+  private end = '';
+  private readonly clientName: string;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -66,6 +106,10 @@ export class Proxy implements ConnectionOwner, Pairing {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
     if (ctx.tracing) this.client.label = `client ${describePeer(clientFd)}`;
     this.clientKey = pool.balance === 'hash' && peer !== null ? Buffer.from(peer) : null;
+    this.startedAt = ctx.reactor.now;
+    this.clientName = ctx.accessLog !== null && peer !== null ? clientName(peer) : '';
+    ctx.listener.total++;
+    ctx.listener.active++;
     ctx.pairings.add(this);
   }
 
@@ -103,6 +147,7 @@ export class Proxy implements ConnectionOwner, Pairing {
       return;
     }
     this.member = member;
+    this.memberName = member.name;
     const counters = this.ctx.reactor.counters;
     let started;
     try {
@@ -133,17 +178,25 @@ export class Proxy implements ConnectionOwner, Pairing {
     }
   }
 
-  onConnect(_conn: Connection): void {
-    if (this.member !== null) this.pool.connected(this.member);
+  onConnect(conn: Connection): void {
+    if (this.member === null) return;
+    this.pool.connected(this.member);
+    this.member.bytesOut += conn.queued;
   }
 
   onData(from: Connection, data: Buffer, length: number): void {
     const to = from === this.client ? this.backend : this.client;
     if (to === null) return;
     const member = this.member;
-    if (member !== null) {
-      if (from === this.client) member.bytesOut += length;
-      else member.bytesIn += length;
+    if (from === this.client) {
+      this.bytesIn += length;
+      this.ctx.listener.bytesIn += length;
+      // Bytes queued during a connect count for the member once it answers (onConnect).
+      if (member !== null && !to.isConnecting) member.bytesOut += length;
+    } else {
+      this.bytesOut += length;
+      this.ctx.listener.bytesOut += length;
+      if (member !== null) member.bytesIn += length;
     }
     to.write(data, length);
     if (to.queued > this.ctx.settings.highWater && !from.isClosed) {
@@ -178,7 +231,9 @@ export class Proxy implements ConnectionOwner, Pairing {
       this.pool.released(this.member);
       this.member = null;
     }
-    if (this.client.isClosed && (this.backend === null || this.backend.isClosed)) this.ctx.pairings.delete(this);
+    // How it ended, for the access log: the first abnormal close (not a connect that a retry may still make good).
+    if (this.end === '' && cause !== 'closed' && (conn === this.client || !conn.isConnecting)) this.end = howItEnded(conn === this.client, cause);
+    if (this.client.isClosed && (this.backend === null || this.backend.isClosed)) this.finished();
     if (this.cutting) {
       if (conn === this.backend && conn.isConnecting && this.member !== null) {
         this.pool.released(this.member); // the pick ends; not the member's fault
@@ -207,6 +262,23 @@ export class Proxy implements ConnectionOwner, Pairing {
     // same kind of end the backend gave.
     if (cause === 'closed') this.client.close();
     else this.client.reset('backend gone');
+  }
+
+  /** Both sides are closed: the pairing is over. */
+  private finished(): void {
+    this.ctx.pairings.delete(this);
+    const listener = this.ctx.listener;
+    listener.active--;
+    this.ctx.accessLog?.write({
+      client: this.clientName,
+      listener: listener.name,
+      pool: this.pool.name,
+      member: this.memberName,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      seconds: (this.ctx.reactor.now - this.startedAt) / 1000,
+      end: this.end === '' ? 'closed' : this.end,
+    });
   }
 
   /** The connect to this.member failed: count it against the member, then try the next one (or give up). */

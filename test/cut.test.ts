@@ -2,9 +2,8 @@
 // makes it look complete - after every byte that came before the cut.
 import test, { type ExecutionContext } from 'ava';
 import * as net from 'node:net';
-import * as libc from '../ffi/libc';
 import { bothModes, listen, patternBytes, refusingPort, startRsp } from './helpers';
-import { acknowledged, connectFd, readFd, takeOver, writeFd, type Received } from './sockets';
+import { acknowledged, connectFd, firstByte, readFd, takeOver, writeFd, type Received } from './sockets';
 
 function connect(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -27,6 +26,25 @@ bothModes('a backend that resets after 100 KB: the client gets the 100 KB, then 
     t.is(got.how, 'ECONNRESET', `run ${run}`);
     t.true(got.bytes.equals(payload), `run ${run}: ${got.bytes.length} bytes`);
   }
+});
+
+bothModes('a backend that sends and resets before rsp has even seen its connect complete: the client still gets the bytes, then a reset', async (t, mode) => {
+  let rsp!: Awaited<ReturnType<typeof startRsp>>;
+  const backendPort = await listen(t, net.createServer((s) => {
+    // rsp is stopped from here on: the connect completes, the bytes are
+    // acknowledged by rsp's kernel and the reset arrives, all before rsp looks.
+    rsp.proc.kill('SIGSTOP');
+    s.write(payload);
+    void acknowledged(s).then(() => {
+      s.resetAndDestroy();
+      rsp.proc.kill('SIGCONT');
+    });
+  }));
+  rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, trace: true });
+  t.teardown(() => rsp.proc.kill('SIGCONT'));
+  const got = await readFd(connectFd(rsp.port));
+  t.is(got.how, 'ECONNRESET');
+  t.true(got.bytes.equals(payload), `${got.bytes.length} bytes`);
 });
 
 bothModes('a backend that resets while the client is not reading: the client still gets every byte, then a reset', async (t, mode) => {
@@ -133,13 +151,12 @@ async function slowTransfer(t: ExecutionContext, mode: 'level' | 'edge', directi
 bothModes('a slow but steady download is not cut by the idle timeout', (t, mode) => slowTransfer(t, mode, 'download'));
 bothModes('a slow but steady upload is not cut by the idle timeout', (t, mode) => slowTransfer(t, mode, 'upload'));
 
-bothModes('SIGTERM resets streams still in flight instead of ending them cleanly', async (t, mode) => {
+bothModes('a drain that runs out of time resets the streams still in flight instead of ending them cleanly', async (t, mode) => {
   const backendPort = await listen(t, net.createServer((s) => s.write(patternBytes(8 * 1024 * 1024, 5))));
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, drainTimeout: 300 });
   const c = connectFd(rsp.port);
   // Once the first bytes are through, stop rsp; then read everything.
-  const one = Buffer.alloc(1);
-  while (libc.recv(c, one, 1, libc.MSG_PEEK) !== 1) await new Promise((r) => setTimeout(r, 1));
+  await firstByte(c);
   rsp.proc.kill('SIGTERM');
   const result = await readFd(c);
   const code = await rsp.stop();

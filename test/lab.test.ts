@@ -207,8 +207,10 @@ test.serial('EPOLLONESHOT: one epoll_ctl per event in both modes; a ready list n
 
 test.serial('balancing with one slow member: round-robin gives it a third, leastconn much less', async (t) => {
   t.timeout(60000);
-  const rr = await lab.balanceRun(P, 'roundrobin');
-  const lc = await lab.balanceRun(P, 'leastconn');
+  // A slow member far slower than a busy machine's scheduling noise, so the two methods are told apart even under load.
+  const params = { ...P, balanceSlowMs: 200 };
+  const rr = await lab.balanceRun(params, 'roundrobin');
+  const lc = await lab.balanceRun(params, 'leastconn');
   t.log(`roundrobin: ${rr.result}`);
   t.log(`leastconn: ${lc.result}`);
   t.is(rr.figures.failed + lc.figures.failed, 0);

@@ -113,3 +113,13 @@ export function takeOver(socket: net.Socket): number {
   return libc.check('dup', libc.dup(fdOf(socket)));
 }
 
+
+/** Wait until a byte has arrived on a raw fd (MSG_PEEK: it stays there for the reader). */
+export async function firstByte(fd: number, limitMs = 10000): Promise<void> {
+  const one = Buffer.alloc(1);
+  const start = Date.now();
+  while (libc.recv(fd, one, 1, libc.MSG_PEEK) !== 1) {
+    if (Date.now() - start > limitMs) throw new Error(`no byte within ${limitMs} ms`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}

@@ -163,7 +163,8 @@ export class RspProcess {
     const config = path.join(dir, 'rsp.lua');
     // A pool (backends = ...) replaces backendAddress/backendPort.
     const backend: RspSettings = 'backends' in settings ? {} : { backendAddress: HOST };
-    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, ...backend, ...settings }));
+    // drainTimeout = 0: SIGTERM stops at once (the lab's connections are its own).
+    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, drainTimeout: 0, ...backend, ...settings }));
     const proc = spawn(process.execPath, [RSP_BIN, '--die-with-parent', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.set(proc, dir);
     let closed = false;
