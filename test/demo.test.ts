@@ -117,8 +117,11 @@ async function assertAllGone(t: ExecutionContext, demo: Demo, how: string): Prom
   const { rspStart, demoStart } = demo;
   const gone = await until(() => !running(demo.rspPid, rspStart) && !running(demo.demoPid, demoStart));
   t.true(gone, `${how}: still running: ${running(demo.demoPid, demoStart) ? `demo ${demo.demoPid} ` : ''}${running(demo.rspPid, rspStart) ? `rsp ${demo.rspPid}` : ''}\n${demo.output()}`);
-  t.true(await refused(demo.proxyPort), `${how}: rsp's port ${demo.proxyPort} still accepts`);
-  t.true(await refused(demo.backendPort), `${how}: the demo backend's port ${demo.backendPort} still accepts`);
+  // Both processes are gone, so their listening sockets are closed; on a busy
+  // machine another test may already have been given the same port, so a
+  // port that accepts is looked at again before it counts.
+  t.true(await until(() => refused(demo.proxyPort)), `${how}: rsp's port ${demo.proxyPort} still accepts`);
+  t.true(await until(() => refused(demo.backendPort)), `${how}: the demo backend's port ${demo.backendPort} still accepts`);
 }
 
 for (const signal of ['SIGTERM', 'SIGKILL', 'SIGUSR2'] as const) {

@@ -292,7 +292,8 @@ bothModes('a connection with no bytes either way for idleTimeout is closed on bo
     s.on('close', () => backendClosed());
     s.resume(); // read, so the FIN is seen
   }));
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, idleTimeout: 300 });
+  // Long enough that a loaded test process sees its connect complete before rsp cuts it.
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, idleTimeout: 1500 });
   const s = await connectTo(t, rsp.port);
   s.on('error', () => {});
   s.write('one request, then silence');

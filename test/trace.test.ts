@@ -104,8 +104,11 @@ test('edge mode: a connection that spends its read budget goes on the ready list
   await rsp.waitFor(new RegExp(`^ {2}fd \\d+ backend 127\\.0\\.0\\.1:${backendPort}: EPOLLIN(\\|\\w+)* \\(from the ready list\\)$`));
   const c = await countersOf(rsp);
   t.true(c.deferred > 0);
-  // Every spent budget put the connection on the ready list once.
-  t.is(c.deferred, (rsp.output().match(/read budget of 2 spent/g) ?? []).length);
+  // Every spent budget put the connection on the ready list once (every one
+  // the trace shows: on a loaded machine the trace may drop lines, and says so).
+  const shown = (rsp.output().match(/read budget of 2 spent/g) ?? []).length;
+  if (/lines dropped/.test(rsp.output())) t.true(c.deferred >= shown);
+  else t.is(c.deferred, shown);
 });
 
 test('edge mode: trace output that cannot keep up is dropped and counted, and the proxy carries on', async (t) => {
