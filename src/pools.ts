@@ -6,7 +6,7 @@
 //             balance = "leastconn", check = { interval = 2000, http = "/health" }, maxFails = 1 },
 //     db = { "[::1]:5432" },
 //   }
-//   listeners = { { port = "8000", backend = "app" }, { port = "5433", backend = "db" } }
+//   listeners = { { port = "8000", backend = "app" }, { port = "5433", backend = "db", acceptProxy = true } }
 //
 // Lua tables are walked raw (lua_next: no metamethod runs) into LuaValue,
 // then checked in TypeScript with the same one-line messages as the globals.
@@ -78,6 +78,8 @@ export interface PoolConfig {
   /** Connects tried on other members after a failed one, for one client. */
   retries: number;
   check: CheckOptions | null;
+  /** Send a PROXY protocol header to each member before the client's bytes (null: don't). */
+  sendProxy: 'v1' | 'v2' | null;
 }
 
 export interface ListenerConfig {
@@ -85,15 +87,17 @@ export interface ListenerConfig {
   port: number;
   /** The pool it sends to. */
   backend: string;
+  /** Every connection starts with a PROXY protocol header naming the real client. */
+  acceptProxy: boolean;
 }
 
 /** The pool the C rsp's backendAddress/backendPort form. */
 export const DEFAULT_POOL = 'default';
 
-const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries'];
+const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries', 'sendProxy'];
 const MEMBER_KEYS = ['weight', 'backup', 'maxConnections'];
 const CHECK_KEYS = ['interval', 'timeout', 'rise', 'fall', 'http'];
-const LISTENER_KEYS = ['port', 'address', 'backend'];
+const LISTENER_KEYS = ['port', 'address', 'backend', 'acceptProxy'];
 
 function describe(v: LuaValue | undefined): string {
   if (v === undefined) return 'nothing';
@@ -171,6 +175,12 @@ function check(where: string, v: LuaValue | undefined): CheckOptions | null {
   };
 }
 
+function sendProxy(where: string, v: LuaValue | undefined): 'v1' | 'v2' | null {
+  if (v === undefined || v === false) return null;
+  if (v !== 'v1' && v !== 'v2') throw new ConfigError(`${where} must be "v1" or "v2" (or false), got ${describe(v)}`);
+  return v;
+}
+
 function pool(name: string, v: LuaValue): PoolConfig {
   const where = `backends.${name}`;
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new ConfigError(`backends: a pool name is letters, digits, "_", "-" or ".", got ${JSON.stringify(name)}`);
@@ -196,6 +206,7 @@ function pool(name: string, v: LuaValue): PoolConfig {
     slowStart: integer(`${where}.slowStart`, v.keys.get('slowStart'), 0, 3_600_000, 0),
     retries: integer(`${where}.retries`, v.keys.get('retries'), 0, 100, 2),
     check: check(`${where}.check`, v.keys.get('check')),
+    sendProxy: sendProxy(`${where}.sendProxy`, v.keys.get('sendProxy')),
   };
 }
 
@@ -219,11 +230,12 @@ export function singlePool(host: string, backendPort: number): PoolConfig {
     slowStart: 0,
     retries: 2,
     check: null,
+    sendProxy: null,
   };
 }
 
 /** `listeners = { { port = "8000", address = "0.0.0.0", backend = "app" }, ... }` */
-export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null }[] {
+export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null; acceptProxy: boolean }[] {
   if (!isTable(v) || v.keys.size > 0 || v.list.length === 0) {
     throw new ConfigError(`listeners must be a list like { { port = "8000", backend = "app" } }, got ${describe(v)}`);
   }
@@ -236,7 +248,9 @@ export function parseListeners(v: LuaValue, defaultAddress: string): { address: 
     if (typeof address !== 'string' || address.trim() === '') throw new ConfigError(`${where}.address must be an address, got ${describe(address)}`);
     const backend = l.keys.get('backend');
     if (backend !== undefined && typeof backend !== 'string') throw new ConfigError(`${where}.backend must be a pool name, got ${describe(backend)}`);
-    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null };
+    const acceptProxy = l.keys.get('acceptProxy') ?? false;
+    if (typeof acceptProxy !== 'boolean') throw new ConfigError(`${where}.acceptProxy must be true or false, got ${describe(acceptProxy)}`);
+    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null, acceptProxy };
   });
 }
 

@@ -18,13 +18,22 @@
 // the pool's `retries`, never the same one twice; the bytes the client sent
 // meanwhile go to the member that answers. Only when none could be reached
 // is the client cut, at once.
+//
+// PROXY protocol (src/proxyprotocol/): with acceptProxy the client's first
+// bytes are a header naming the real client; nothing is connected until it
+// is complete, and its address is the client's everywhere (hash, logs). A
+// connection without a valid one is reset. With the pool's sendProxy, each
+// backend connection gets a header before any byte of the client's.
 import type { Member } from './balancer/member';
 import type { Pool } from './balancer/pool';
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
 import type { LimitedLog } from './log';
-import { describePeer, startConnect } from './netutils';
+import { describePeer, localAddress, startConnect } from './netutils';
+import { isHeaderError, NEED_MORE, ProxyHeaderParser } from './proxyprotocol/parse';
+import { proxyHeader, type ProxyVersion } from './proxyprotocol/write';
+import { formatAddress, fromSockaddr, type SocketAddress } from '../ffi/sockaddr';
 import type { Pairing, Pairings } from './pairings';
-import type { Reactor } from './reactor';
+import type { Reactor, Timer } from './reactor';
 import { SysError } from '../ffi/libc';
 import { trace } from './trace';
 
@@ -43,6 +52,16 @@ export interface ProxyContext {
   connectTimeout: number;
 }
 
+/** PROXY protocol settings of a listener and its pool. */
+export interface ProxyOptions {
+  /** The client's first bytes are a PROXY protocol header (v1 or v2). */
+  acceptProxy: boolean;
+  /** Send the backend a header of this version before the client's bytes. */
+  sendProxy: ProxyVersion | null;
+}
+
+const PLAIN: ProxyOptions = { acceptProxy: false, sendProxy: null };
+
 export class Proxy implements ConnectionOwner, Pairing {
   readonly client: Connection;
   backend: Connection | null = null;
@@ -52,7 +71,18 @@ export class Proxy implements ConnectionOwner, Pairing {
   private tried: Member[] | null = null;
   private lastFailure = '';
   /** The client's sockaddr, kept only for balance = "hash" (a retry hashes it again). */
-  private readonly clientKey: Buffer | null;
+  private clientKey: Buffer | null;
+  /** The client as logs name it, "192.0.2.7:51234": from accept(), or from the PROXY header. */
+  clientAddress: string;
+  /** The client, for a PROXY header to the backend (null: not known). */
+  private clientSource: SocketAddress | null;
+  /** Where the client connected to, as a PROXY header said (null: our own socket's address). */
+  private clientDestination: SocketAddress | null = null;
+  /** Reading the client's PROXY header (acceptProxy), until it is complete. */
+  private header: ProxyHeaderParser | null = null;
+  private headerTimer: Timer | null = null;
+  /** The header each backend connection gets first (sendProxy), built once. */
+  private sendHeader: Buffer | null = null;
   /** resetBoth() is closing both sides itself: no cascade in onClose. */
   private cutting = false;
 
@@ -62,16 +92,62 @@ export class Proxy implements ConnectionOwner, Pairing {
     private readonly pool: Pool,
     /** The client's sockaddr from accept4 (the listener's buffer: valid during this call only). */
     peer: Buffer | null,
+    private readonly options: ProxyOptions = PLAIN,
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
-    if (ctx.tracing) this.client.label = `client ${describePeer(clientFd)}`;
+    this.clientSource = peer === null ? null : addressOf(peer);
+    this.clientAddress = this.clientSource === null ? describePeer(clientFd) : formatAddress(this.clientSource);
+    if (ctx.tracing) this.client.label = `client ${this.clientAddress}`;
     this.clientKey = pool.balance === 'hash' && peer !== null ? Buffer.from(peer) : null;
     ctx.pairings.add(this);
   }
 
-  /** Pick a member of the pool and connect to it. */
+  /** Pick a member of the pool and connect to it (with acceptProxy: once the client's header is in). */
   start(): void {
+    if (!this.options.acceptProxy) {
+      this.connectNext(null);
+      return;
+    }
+    this.header = new ProxyHeaderParser();
+    // A client that says nothing gets as long as a backend connect would.
+    if (this.ctx.connectTimeout > 0) this.headerTimer = this.ctx.reactor.after(this.ctx.connectTimeout, () => this.badHeader('no PROXY header within connectTimeout'));
+  }
+
+  /** Bytes of the client while its PROXY header is not complete yet. */
+  private readHeader(data: Buffer, length: number): void {
+    const parser = this.header!;
+    const r = parser.feed(data, length);
+    if (r === NEED_MORE) return;
+    if (isHeaderError(r)) {
+      this.badHeader(r.error);
+      return;
+    }
+    this.stopHeader();
+    if (r.source !== null) {
+      // LOCAL and UNKNOWN headers leave the connection's own address in place.
+      this.clientSource = r.source;
+      this.clientDestination = r.destination;
+      this.clientAddress = r.source.text;
+      if (this.clientKey !== null) this.clientKey = r.source.sockaddr;
+      if (this.ctx.tracing) this.client.label = `client ${this.clientAddress}`;
+    }
+    if (trace.on) trace.line(2, `PROXY v${r.version} header (${r.length} bytes): client ${this.clientAddress}`);
     this.connectNext(null);
+    const rest = parser.restOffset;
+    if (rest < length && this.backend !== null) this.onData(this.client, data.subarray(rest), length - rest);
+  }
+
+  private badHeader(reason: string): void {
+    if (this.client.isClosed) return;
+    this.stopHeader();
+    this.ctx.errors.error('bad PROXY header', `Bad PROXY protocol header from ${this.clientAddress}: ${reason}; connection reset`);
+    this.client.resetNow('bad PROXY header');
+  }
+
+  private stopHeader(): void {
+    this.header = null;
+    this.headerTimer?.cancel();
+    this.headerTimer = null;
   }
 
   lastActive(): number {
@@ -121,8 +197,13 @@ export class Proxy implements ConnectionOwner, Pairing {
     const backend = new Connection(this.ctx.reactor, started.fd, this, this.ctx.settings, started.inProgress);
     backend.label = `backend ${member.name}`;
     this.backend = backend;
+    if (this.options.sendProxy !== null) {
+      // First on every backend connection; a failed one's copy stays behind.
+      this.sendHeader ??= this.headerForBackend(this.options.sendProxy);
+      backend.write(this.sendHeader, this.sendHeader.length);
+    }
     if (failed !== null) {
-      failed.moveQueueTo(backend);
+      failed.moveQueueTo(backend, this.sendHeader === null ? 0 : this.sendHeader.length);
       if (this.client.hasEnded) backend.end();
     }
     if (started.inProgress) {
@@ -133,11 +214,22 @@ export class Proxy implements ConnectionOwner, Pairing {
     }
   }
 
+  /** The client's address and the one it connected to (a header's, or our socket's). */
+  private headerForBackend(version: ProxyVersion): Buffer {
+    const destination = this.clientDestination ?? localAddress(this.client.fd);
+    this.ctx.reactor.counters.otherCalls += this.clientDestination === null ? 1 : 0;
+    return proxyHeader(version, this.clientSource, destination);
+  }
+
   onConnect(_conn: Connection): void {
     if (this.member !== null) this.pool.connected(this.member);
   }
 
   onData(from: Connection, data: Buffer, length: number): void {
+    if (this.header !== null && from === this.client) {
+      this.readHeader(data, length);
+      return;
+    }
     const to = from === this.client ? this.backend : this.client;
     if (to === null) return;
     const member = this.member;
@@ -158,6 +250,10 @@ export class Proxy implements ConnectionOwner, Pairing {
   }
 
   onEnd(from: Connection): void {
+    if (this.header !== null && from === this.client && this.header.pending > 0) {
+      this.badHeader('the connection ended inside the header');
+      return;
+    }
     const to = from === this.client ? this.backend : this.client;
     if (to === null) {
       from.close();
@@ -174,6 +270,7 @@ export class Proxy implements ConnectionOwner, Pairing {
   }
 
   onClose(conn: Connection, cause: string): void {
+    if (conn === this.client && this.header !== null) this.stopHeader();
     if (conn !== this.client && conn === this.backend && !conn.isConnecting && this.member !== null) {
       this.pool.released(this.member);
       this.member = null;
@@ -214,7 +311,7 @@ export class Proxy implements ConnectionOwner, Pairing {
     const member = this.member!;
     this.member = null;
     const name = this.pool.name === DEFAULT_POOL ? member.name : `${this.pool.name} member ${member.name}`;
-    this.ctx.errors.error(`backend ${name} ${reason}`, `Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
+    this.ctx.errors.error(`backend ${name} ${reason}`, `Could not connect to backend ${name} for client ${this.clientAddress}: ${reason}`);
     this.pool.failed(member, reason);
     if (this.client.isClosed) return;
     (this.tried ??= []).push(member);
@@ -230,8 +327,17 @@ export class Proxy implements ConnectionOwner, Pairing {
   /** No member of the pool can take this client (all down, full, or tried). */
   private noMember(): void {
     if (this.tried === null) {
-      this.ctx.errors.error(`pool ${this.pool.name} empty`, `No member of backend ${this.pool.name} is up: client ${describePeer(this.client.fd)} cut`);
+      this.ctx.errors.error(`pool ${this.pool.name} empty`, `No member of backend ${this.pool.name} is up: client ${this.clientAddress} cut`);
     }
     this.client.reset(`no backend (${this.tried === null ? 'none up' : this.lastFailure})`);
+  }
+}
+
+/** The address in a sockaddr from accept(), or null for one that is not IP. */
+function addressOf(sa: Buffer): SocketAddress | null {
+  try {
+    return fromSockaddr(sa);
+  } catch {
+    return null;
   }
 }

@@ -116,6 +116,7 @@ function main(): void {
   const listeners: Listener[] = [];
   for (const l of config.listeners) {
     const pool = pools.get(l.backend)!;
+    const proxyOptions = { acceptProxy: l.acceptProxy, sendProxy: config.pools.find((p) => p.name === l.backend)!.sendProxy };
     try {
       listeners.push(new Listener(
         reactor,
@@ -126,7 +127,7 @@ function main(): void {
           acceptBudget: config.acceptBudget,
           acceptOnce: config.acceptPolicy === 'once',
         },
-        (fd, peer) => new Proxy(ctx, fd, pool, peer).start(),
+        (fd, peer) => new Proxy(ctx, fd, pool, peer, proxyOptions).start(),
       ));
     } catch (error) {
       const message = error instanceof libc.SysError && error.syscall === 'bind'
