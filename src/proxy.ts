@@ -31,7 +31,7 @@ import type { LimitedLog } from './log';
 import { describePeer, localAddress, startConnect } from './netutils';
 import { isHeaderError, NEED_MORE, ProxyHeaderParser } from './proxyprotocol/parse';
 import { proxyHeader, type ProxyVersion } from './proxyprotocol/write';
-import { formatAddress, fromSockaddr, type SocketAddress } from '../ffi/sockaddr';
+import { formatAddress, fromSockaddr, SOCKADDR_IN6_SIZE, type SocketAddress } from '../ffi/sockaddr';
 import type { Pairing, Pairings } from './pairings';
 import type { Reactor, Timer } from './reactor';
 import { SysError } from '../ffi/libc';
@@ -70,12 +70,13 @@ export class Proxy implements ConnectionOwner, Pairing {
   /** Members whose connect failed for this client (null until one did), and why the last one did. */
   private tried: Member[] | null = null;
   private lastFailure = '';
-  /** The client's sockaddr, kept only for balance = "hash" (a retry hashes it again). */
-  private clientKey: Buffer | null;
-  /** The client as logs name it, "192.0.2.7:51234": from accept(), or from the PROXY header. */
-  clientAddress: string;
-  /** The client, for a PROXY header to the backend (null: not known). */
-  private clientSource: SocketAddress | null;
+  /**
+   * The client's sockaddr: accept()'s, or the PROXY header's. The key for
+   * balance = "hash" (a retry hashes it again), and what clientAddress names.
+   */
+  private clientSockaddr: Buffer | null;
+  /** clientAddress, once asked for (most connections never need it as text). */
+  private clientText: string | null = null;
   /** Where the client connected to, as a PROXY header said (null: our own socket's address). */
   private clientDestination: SocketAddress | null = null;
   /** Reading the client's PROXY header (acceptProxy), until it is complete. */
@@ -95,11 +96,19 @@ export class Proxy implements ConnectionOwner, Pairing {
     private readonly options: ProxyOptions = PLAIN,
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
-    this.clientSource = peer === null ? null : addressOf(peer);
-    this.clientAddress = this.clientSource === null ? describePeer(clientFd) : formatAddress(this.clientSource);
+    this.clientSockaddr = peer === null ? null : Buffer.from(peer.subarray(0, SOCKADDR_IN6_SIZE));
+    if (peer === null) this.clientText = describePeer(clientFd);
     if (ctx.tracing) this.client.label = `client ${this.clientAddress}`;
-    this.clientKey = pool.balance === 'hash' && peer !== null ? Buffer.from(peer) : null;
     ctx.pairings.add(this);
+  }
+
+  /** The client as logs name it, "192.0.2.7:51234": from accept(), or from the PROXY header. */
+  get clientAddress(): string {
+    if (this.clientText === null) {
+      const a = this.clientSockaddr === null ? null : addressOf(this.clientSockaddr);
+      this.clientText = a === null ? `fd ${this.client.fd}` : formatAddress(a);
+    }
+    return this.clientText;
   }
 
   /** Pick a member of the pool and connect to it (with acceptProxy: once the client's header is in). */
@@ -125,10 +134,9 @@ export class Proxy implements ConnectionOwner, Pairing {
     this.stopHeader();
     if (r.source !== null) {
       // LOCAL and UNKNOWN headers leave the connection's own address in place.
-      this.clientSource = r.source;
+      this.clientSockaddr = r.source.sockaddr;
+      this.clientText = r.source.text;
       this.clientDestination = r.destination;
-      this.clientAddress = r.source.text;
-      if (this.clientKey !== null) this.clientKey = r.source.sockaddr;
       if (this.ctx.tracing) this.client.label = `client ${this.clientAddress}`;
     }
     if (trace.on) trace.line(2, `PROXY v${r.version} header (${r.length} bytes): client ${this.clientAddress}`);
@@ -172,7 +180,7 @@ export class Proxy implements ConnectionOwner, Pairing {
    * connect just failed, whose queue moves to the new one.
    */
   private connectNext(failed: Connection | null): void {
-    const member = this.pool.pick(this.clientKey, this.tried);
+    const member = this.pool.pick(this.clientSockaddr, this.tried);
     if (member === null) {
       this.backend = null;
       this.noMember();
@@ -218,7 +226,7 @@ export class Proxy implements ConnectionOwner, Pairing {
   private headerForBackend(version: ProxyVersion): Buffer {
     const destination = this.clientDestination ?? localAddress(this.client.fd);
     this.ctx.reactor.counters.otherCalls += this.clientDestination === null ? 1 : 0;
-    return proxyHeader(version, this.clientSource, destination);
+    return proxyHeader(version, this.clientSockaddr === null ? null : addressOf(this.clientSockaddr), destination);
   }
 
   onConnect(_conn: Connection): void {

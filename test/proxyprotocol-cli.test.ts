@@ -217,10 +217,10 @@ bothModes('acceptProxy: a connection without a valid header is reset, never conn
   t.is(await resetOrEmpty(converse(rsp.port, [V1.subarray(0, 20)])), 'ECONNRESET');
   // Silence: reset once connectTimeout has passed.
   t.is(await resetOrEmpty(converse(rsp.port, [], { end: false })), 'ECONNRESET');
+  // The last of the burst: logged itself, or held back and then logged at the end of its second.
   await rsp.waitFor(/no PROXY header within connectTimeout/);
   t.is(served, 0);
-  // One line, then the tally of the rest of the burst.
-  t.regex(await rsp.waitFor(/more like it since the last one/), /Bad PROXY protocol header from 127\.0\.0\.1:\d+: .* \(and \d+ more like it since the last one\)$/);
+  // Eight bad connections; at most one line a second for them.
   const lines = rsp.output().split('\n').filter((l) => l.includes('Bad PROXY'));
   t.true(lines.length < 8, lines.join('\n'));
   // Still serving: a good header goes through.
