@@ -9,7 +9,8 @@ import * as libc from '../ffi/libc';
 import { createAndBind } from '../src/listener';
 import { localAddress } from '../src/netutils';
 import { isHeaderError, NEED_MORE, ProxyHeaderParser, V2_SIGNATURE } from '../src/proxyprotocol/parse';
-import { bothModes, echoBackend, listen, refusingPort, startRsp, within } from './helpers';
+import { parseConfig } from '../src/config';
+import { bothModes, countersOf, echoBackend, listen, refusingPort, startRsp, tempFile, within } from './helpers';
 import { startRspLua } from './lua';
 
 /** A v2 header for an IPv4 or IPv6 client (command 1: PROXY, 0: LOCAL). */
@@ -226,9 +227,37 @@ bothModes('acceptProxy: a connection without a valid header is reset, never conn
   // Still serving: a good header goes through.
   t.is((await converse(rsp.port, [V1, 'ok'])).answer.toString(), 'served');
   t.is(served, 1);
+  const c = await countersOf(rsp);
+  t.is(c['bad-PROXY-header'], 8, JSON.stringify(c));
+  t.is(c.accepts, 9);
 });
 
-test('listeners: acceptProxy per listener; config errors for acceptProxy and sendProxy are one line', async (t) => {
+const CONFIG_ERRORS: [string, string, RegExp][] = [
+  ['acceptProxy not a boolean', 'listenPort = 0 backendAddress = "127.0.0.1" backendPort = 9 acceptProxy = "yes"', /^acceptProxy must be true or false, got "yes"$/],
+  ['acceptProxy with listeners', 'acceptProxy = true backends = { app = { "127.0.0.1:9" } } listeners = { { port = 0 } }', /^acceptProxy and listeners both set: with listeners, each one says its port, address and backend$/],
+  ['a listener\'s acceptProxy not a boolean', 'backends = { app = { "127.0.0.1:9" } } listeners = { { port = 0, acceptProxy = 1 } }', /^listeners\[1\]\.acceptProxy must be true or false, got 1$/],
+  ['sendProxy not a version', 'listenPort = 0 backends = { app = { "127.0.0.1:9", sendProxy = "v3" } }', /^backends\.app\.sendProxy must be "v1" or "v2" \(or false\), got "v3"$/],
+  ['sendProxy misspelt', 'listenPort = 0 backends = { app = { "127.0.0.1:9", sendproxy = "v1" } }', /^unknown option backends\.app\.sendproxy \(did you mean sendProxy\?\)$/],
+  ['acceptProxy misspelt in a listener', 'backends = { app = { "127.0.0.1:9" } } listeners = { { port = 0, acceptproxy = true } }', /^unknown option listeners\[1\]\.acceptproxy \(did you mean acceptProxy\?\)$/],
+];
+
+for (const [what, body, expected] of CONFIG_ERRORS) {
+  test(`config: ${what} is an error naming it`, (t) => {
+    const error = t.throws(() => parseConfig(tempFile(t, 'rsp.lua', body)));
+    t.regex(error!.message, expected);
+  });
+}
+
+test('config: acceptProxy and sendProxy reach the listeners and pools; off by default', (t) => {
+  const on = parseConfig(tempFile(t, 'rsp.lua', 'listenPort = 0 acceptProxy = true backends = { app = { "127.0.0.1:9", sendProxy = "v2" }, db = { "127.0.0.1:10" } } backend = "app"'));
+  t.deepEqual(on.listeners.map((l) => l.acceptProxy), [true]);
+  t.deepEqual(on.pools.map((p) => [p.name, p.sendProxy]), [['app', 'v2'], ['db', null]]);
+  const off = parseConfig(tempFile(t, 'rsp.lua', 'listenPort = 0 backendAddress = "127.0.0.1" backendPort = 9'));
+  t.false(off.listeners[0].acceptProxy);
+  t.is(off.pools[0].sendProxy, null);
+});
+
+test('listeners: acceptProxy per listener', async (t) => {
   const backendPort = await echoBackend(t);
   const rsp = await startRspLua(t, `
 backends = { app = { "127.0.0.1:${backendPort}" } }
