@@ -13,7 +13,7 @@
 //       health check) and unknown families carry no client address: the
 //       connection's own one applies.
 import { isIPv4 } from 'node:net';
-import { formatHostPort, fromSockaddr, toSockaddr } from '../../ffi/sockaddr';
+import { formatHostPort, sockaddrFromBytes, toSockaddr } from '../../ffi/sockaddr';
 
 export const V1_MAX_LENGTH = 107;
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -122,16 +122,16 @@ function v1Port(text: string): number {
 }
 
 function v1Address(family: 4 | 6, text: string, port: number): ProxyAddress | null {
-  // isIPv4 rejects leading zeros; inet_pton (in toSockaddr) is the judge for v6,
-  // after refusing what it would otherwise take (brackets, zone ids).
-  if (family === 4 ? !isIPv4(text) : !/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(':')) return null;
-  let sockaddr: Buffer;
+  // isIPv4 rejects leading zeros and out-of-range parts.
+  if (family === 4) return isIPv4(text) ? address(Buffer.from(text.split('.').map(Number)), port) : null;
+  // inet_pton (in toSockaddr) is the judge for v6, after refusing what it
+  // would otherwise take (brackets, zone ids).
+  if (!/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(':')) return null;
   try {
-    sockaddr = toSockaddr(text, port);
+    return address(toSockaddr(text, port).subarray(8, 24), port);
   } catch {
     return null;
   }
-  return address(sockaddr);
 }
 
 // ---- v2 ---------------------------------------------------------------------
@@ -159,32 +159,68 @@ function parseV2(buf: Buffer): ParseResult {
   if (command === 0) return { version: 2, command: 'local', source: null, destination: null, length };
   if (transport === 2) return { error: 'PROXY v2 header: a datagram (UDP) origin on a stream connection' };
   if (family === 1 && transport === 1) {
-    const source = address(v4Sockaddr(buf, 16, 24));
-    const destination = address(v4Sockaddr(buf, 20, 26));
+    const source = address(buf.subarray(16, 20), buf.readUInt16BE(24));
+    const destination = address(buf.subarray(20, 24), buf.readUInt16BE(26));
     return { version: 2, command: 'proxy', source, destination, length };
   }
   if (family === 2 && transport === 1) {
-    const source = address(v6Sockaddr(buf, 16, 48));
-    const destination = address(v6Sockaddr(buf, 32, 50));
+    const source = address(buf.subarray(16, 32), buf.readUInt16BE(48));
+    const destination = address(buf.subarray(32, 48), buf.readUInt16BE(50));
     return { version: 2, command: 'proxy', source, destination, length };
   }
   // AF_UNSPEC or AF_UNIX: nothing an IP proxy can use; the connection's own address applies.
   return { version: 2, command: 'unknown', source: null, destination: null, length };
 }
 
-function v4Sockaddr(buf: Buffer, at: number, portAt: number): Buffer {
-  return toSockaddr(`${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`, buf.readUInt16BE(portAt));
+/**
+ * An address from its bytes (4 or 16), named as fromSockaddr names what
+ * accept() gives: a v4-mapped v6 address (::ffff:a.b.c.d) by its v4 form.
+ * Built in JS, without libc: a header costs no system call.
+ */
+function address(bytes: Buffer, port: number): ProxyAddress {
+  const sockaddr = sockaddrFromBytes(bytes, port);
+  let family: 4 | 6 = 4;
+  let text: string;
+  if (bytes.length === 4) text = dotted(bytes, 0);
+  else if (isV4Mapped(bytes)) text = dotted(bytes, 12);
+  else {
+    family = 6;
+    text = formatV6(bytes);
+  }
+  return { family, address: text, port, sockaddr, text: formatHostPort(text, port) };
 }
 
-function v6Sockaddr(buf: Buffer, at: number, portAt: number): Buffer {
-  const groups: string[] = [];
-  for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(at + 2 * i).toString(16));
-  return toSockaddr(groups.join(':'), buf.readUInt16BE(portAt));
+function dotted(b: Buffer, at: number): string {
+  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
-function address(sockaddr: Buffer): ProxyAddress {
-  const a = fromSockaddr(sockaddr);
-  return { family: a.family, address: a.address, port: a.port, sockaddr, text: formatHostPort(a.address, a.port) };
+function isV4Mapped(b: Buffer): boolean {
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
+  return b[10] === 0xff && b[11] === 0xff;
+}
+
+/** RFC 5952's form, as inet_ntop writes it: lower case, the longest run of two or more zero groups (the first of equals) as "::". */
+export function formatV6(b: Buffer): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
+  let bestAt = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestAt = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number): string => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  if (bestAt === -1) return hex(0, 8);
+  return `${hex(0, bestAt)}::${hex(bestAt + bestLength, 8)}`;
 }
 
 // ---- incremental --------------------------------------------------------------
