@@ -28,7 +28,7 @@ import type { Member } from './balancer/member';
 import type { Pool } from './balancer/pool';
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
 import type { LimitedLog } from './log';
-import { describePeer, localAddress, startConnect } from './netutils';
+import { describePeer, localSockaddr, startConnect } from './netutils';
 import { isHeaderError, NEED_MORE, ProxyHeaderParser } from './proxyprotocol/parse';
 import { proxyHeader, type ProxyVersion } from './proxyprotocol/write';
 import { formatAddress, fromSockaddr, SOCKADDR_IN6_SIZE, type SocketAddress } from '../ffi/sockaddr';
@@ -78,7 +78,7 @@ export class Proxy implements ConnectionOwner, Pairing {
   /** clientAddress, once asked for (most connections never need it as text). */
   private clientText: string | null = null;
   /** Where the client connected to, as a PROXY header said (null: our own socket's address). */
-  private clientDestination: SocketAddress | null = null;
+  private clientDestination: Buffer | null = null;
   /** Reading the client's PROXY header (acceptProxy), until it is complete. */
   private header: ProxyHeaderParser | null = null;
   private headerTimer: Timer | null = null;
@@ -136,7 +136,7 @@ export class Proxy implements ConnectionOwner, Pairing {
       // LOCAL and UNKNOWN headers leave the connection's own address in place.
       this.clientSockaddr = r.source.sockaddr;
       this.clientText = r.source.text;
-      this.clientDestination = r.destination;
+      this.clientDestination = r.destination!.sockaddr;
       if (this.ctx.tracing) this.client.label = `client ${this.clientAddress}`;
     }
     if (trace.on) trace.line(2, `PROXY v${r.version} header (${r.length} bytes): client ${this.clientAddress}`);
@@ -224,9 +224,12 @@ export class Proxy implements ConnectionOwner, Pairing {
 
   /** The client's address and the one it connected to (a header's, or our socket's). */
   private headerForBackend(version: ProxyVersion): Buffer {
-    const destination = this.clientDestination ?? localAddress(this.client.fd);
-    this.ctx.reactor.counters.otherCalls += this.clientDestination === null ? 1 : 0;
-    return proxyHeader(version, this.clientSockaddr === null ? null : addressOf(this.clientSockaddr), destination);
+    let destination = this.clientDestination;
+    if (destination === null) {
+      destination = localSockaddr(this.client.fd);
+      this.ctx.reactor.counters.otherCalls++;
+    }
+    return proxyHeader(version, this.clientSockaddr, destination);
   }
 
   onConnect(_conn: Connection): void {

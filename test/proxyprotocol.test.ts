@@ -2,9 +2,9 @@
 // every family, UNKNOWN/LOCAL, headers split at every byte, malformed and
 // oversized headers, and writer -> parser round trips.
 import test from 'ava';
-import { fromSockaddr } from '../ffi/sockaddr';
+import { fromSockaddr, toSockaddr } from '../ffi/sockaddr';
 import {
-  isHeaderError, NEED_MORE, parseProxyHeader, ProxyHeaderParser, V2_MAX_LENGTH, V2_SIGNATURE,
+  formatV6, isHeaderError, NEED_MORE, parseProxyHeader, ProxyHeaderParser, V2_MAX_LENGTH, V2_SIGNATURE,
   type ParseResult, type ProxyHeader,
 } from '../src/proxyprotocol/parse';
 import { proxyHeader } from '../src/proxyprotocol/write';
@@ -282,38 +282,72 @@ const ADDRESSES = [
   [{ family: 4, address: '192.0.2.7', port: 56324 }, { family: 4, address: '198.51.100.1', port: 443 }],
   [{ family: 6, address: '2001:db8::1', port: 1 }, { family: 6, address: '::1', port: 65535 }],
   [{ family: 4, address: '127.0.0.1', port: 0 }, { family: 4, address: '255.255.255.255', port: 8000 }],
+  [{ family: 6, address: 'fe80::1:0:0:2', port: 7 }, { family: 6, address: '::', port: 8 }],
 ] as const;
+
+/** The sockaddr accept() or getsockname() would give for an address. */
+function sa(a: { address: string; port: number }): Buffer {
+  return toSockaddr(a.address, a.port);
+}
 
 for (const version of ['v1', 'v2'] as const) {
   test(`writer ${version}: round trip through the parser`, (t) => {
     for (const [source, destination] of ADDRESSES) {
-      const buf = proxyHeader(version, source, destination);
+      const buf = proxyHeader(version, sa(source), sa(destination));
       const h = header(parseProxyHeader(buf));
       t.is(h.version, version === 'v1' ? 1 : 2);
       t.is(h.length, buf.length);
       t.is(h.command, 'proxy');
       t.like(h.source, source);
       t.like(h.destination, destination);
+      t.deepEqual(h.source!.sockaddr, sa(source));
     }
   });
 
-  test(`writer ${version}: an unknown origin, and mixed families as v4-mapped v6`, (t) => {
-    const unknown = header(parseProxyHeader(proxyHeader(version, null, null)));
-    t.is(unknown.command, 'unknown');
-    t.is(unknown.source, null);
-    const mixed = proxyHeader(version, { family: 4, address: '192.0.2.7', port: 5 }, { family: 6, address: '2001:db8::2', port: 6 });
+  test(`writer ${version}: an unknown origin, mixed families as v4-mapped v6, and a dual-stack listener's v4 client as v4`, (t) => {
+    for (const [s, d] of [[null, null], [null, sa(ADDRESSES[0][1])], [Buffer.from([1, 0, 0, 0]), sa(ADDRESSES[0][1])]] as const) {
+      const unknown = header(parseProxyHeader(proxyHeader(version, s, d)));
+      t.is(unknown.command, 'unknown');
+      t.is(unknown.source, null);
+    }
+    const mixed = proxyHeader(version, toSockaddr('192.0.2.7', 5), toSockaddr('2001:db8::2', 6));
     const h = header(parseProxyHeader(mixed));
-    // fromSockaddr names a v4-mapped address by its v4 form.
-    t.like(h.source, { address: '192.0.2.7', port: 5 });
+    // A v4-mapped address is named by its v4 form, as fromSockaddr names it.
+    t.like(h.source, { family: 4, address: '192.0.2.7', port: 5 });
     t.like(h.destination, { family: 6, address: '2001:db8::2', port: 6 });
     if (version === 'v1') t.is(mixed.toString(), 'PROXY TCP6 ::ffff:192.0.2.7 2001:db8::2 5 6\r\n');
     else t.is(mixed[13], 0x21);
+    // On a "::" listener a v4 client and the local address are both v4-mapped: a TCP4 header.
+    const dual = proxyHeader(version, toSockaddr('::ffff:192.0.2.7', 5), toSockaddr('::ffff:127.0.0.1', 80));
+    if (version === 'v1') t.is(dual.toString(), 'PROXY TCP4 192.0.2.7 127.0.0.1 5 80\r\n');
+    else t.is(dual[13], 0x11);
   });
 }
 
 test('writer v1 text and v2 bytes are the spec\'s', (t) => {
-  t.is(proxyHeader('v1', ADDRESSES[0][0], ADDRESSES[0][1]).toString(), 'PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\n');
+  t.is(proxyHeader('v1', sa(ADDRESSES[0][0]), sa(ADDRESSES[0][1])).toString(), 'PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\n');
   t.is(proxyHeader('v1', null, null).toString(), 'PROXY UNKNOWN\r\n');
-  t.deepEqual(proxyHeader('v2', ADDRESSES[0][0], ADDRESSES[0][1]), v2(1, 0x11, v4Block([192, 0, 2, 7], [198, 51, 100, 1], 56324, 443)));
+  t.deepEqual(proxyHeader('v2', sa(ADDRESSES[0][0]), sa(ADDRESSES[0][1])), v2(1, 0x11, v4Block([192, 0, 2, 7], [198, 51, 100, 1], 56324, 443)));
+  t.deepEqual(proxyHeader('v2', sa(ADDRESSES[1][0]), sa(ADDRESSES[1][1])), v2(1, 0x21, Buffer.concat([
+    Buffer.from('20010db8000000000000000000000001', 'hex'), Buffer.from('00000000000000000000000000000001', 'hex'), Buffer.from([0, 1, 0xff, 0xff]),
+  ])));
   t.deepEqual(proxyHeader('v2', null, null), v2(1, 0x00, Buffer.alloc(0)));
+});
+
+test('IPv6 text from header bytes is what inet_ntop writes', (t) => {
+  const samples = ['::', '::1', '1::', '2001:db8::1', '2001:db8:0:0:1:0:0:1', '2001:0:0:1:0:0:0:1', '1:0:0:2:0:0:0:0', 'fe80::1:2:3:4',
+    '1:2:3:4:5:6:7:8', '1:0:2:0:3:0:4:0', '0:1:0:1:0:1:0:1', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '::ffff:0:1', '64:ff9b::1'];
+  let seed = 7;
+  for (let i = 0; i < 200; i++) {
+    // Random groups, many of them zero: runs of every length and position.
+    const groups = Array.from({ length: 8 }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) % 3 === 0 ? ((seed >>> 8) & 0xffff).toString(16) : '0'));
+    samples.push(groups.join(':'));
+  }
+  for (const text of samples) {
+    const sockaddr = toSockaddr(text, 1);
+    const bytes = sockaddr.subarray(8, 24);
+    const expected = fromSockaddr(sockaddr);
+    if (expected.family === 4) continue; // v4-mapped: named as v4 (checked above)
+    t.is(formatV6(bytes), expected.address, text);
+  }
 });

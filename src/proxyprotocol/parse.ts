@@ -199,7 +199,7 @@ function isV4Mapped(b: Buffer): boolean {
   return b[10] === 0xff && b[11] === 0xff;
 }
 
-/** RFC 5952's form, as inet_ntop writes it: lower case, the longest run of two or more zero groups (the first of equals) as "::". */
+/** RFC 5952's form, as glibc's inet_ntop writes it: lower case, the longest run of two or more zero groups (the first of equals) as "::". */
 export function formatV6(b: Buffer): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
@@ -218,6 +218,8 @@ export function formatV6(b: Buffer): string {
     }
     i = j;
   }
+  // glibc's rule: an IPv4-compatible (::a.b.c.d) or v4-mapped (::ffff:a.b.c.d) address ends in dotted form.
+  if (bestAt === 0 && (bestLength === 6 || (bestLength === 5 && groups[5] === 0xffff))) return `::${bestLength === 5 ? 'ffff:' : ''}${dotted(b, 12)}`;
   const hex = (from: number, to: number): string => groups.slice(from, to).map((g) => g.toString(16)).join(':');
   if (bestAt === -1) return hex(0, 8);
   return `${hex(0, bestAt)}::${hex(bestAt + bestLength, 8)}`;
