@@ -163,7 +163,7 @@ acceptProxy = true
 backends = { app = { "127.0.0.1:${backendPort}", sendProxy = "v1" } }
 `);
     const front = listeningSocket(t);
-    // HAProxy's health checks with check-send-proxy: a v2 LOCAL header (v1: UNKNOWN), from HAProxy itself.
+    // HAProxy's health checks with check-send-proxy: a v2 LOCAL header (v1: TCP4 with the check's own addresses).
     const haproxy = startPeer(t, HAPROXY, ['-db', '-f', tempFile(t, 'haproxy.cfg', haproxyConfig(`
 frontend in
   mode tcp
