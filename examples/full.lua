@@ -8,6 +8,7 @@ backendPort = "8888"
 resolver = ""              -- the system resolver; or a DNS server: "192.0.2.53:53"
 resolveInterval = 5000     -- ms between lookups of backends given by name; 0: at start-up only
 backend = ""               -- the pool listenPort's listener sends to, when backends has several
+acceptProxy = false        -- true: each connection starts with a PROXY protocol header (behind an L4 balancer)
 
 -- Instead of backendAddress/backendPort, pools of several backends (docs/balancing.md):
 -- backends = {
@@ -18,6 +19,7 @@ backend = ""               -- the pool listenPort's listener sends to, when back
 --     balance = "roundrobin",    -- or "leastconn", "random", "hash"
 --     maxFails = 1, failTimeout = 10000, retries = 2, slowStart = 0,
 --     check = { interval = 2000, timeout = 1000, rise = 2, fall = 3 },  -- add http = "/health" for an HTTP check
+--     sendProxy = "v2",          -- or "v1": a PROXY protocol header to each member first (off when not set)
 --   },
 --   db = { "[::1]:5432" },
 -- }
@@ -25,6 +27,7 @@ backend = ""               -- the pool listenPort's listener sends to, when back
 -- listeners = {
 --   { port = "8000", address = "0.0.0.0", backend = "app" },
 --   { port = "5433", backend = "db", maxConnections = 100 },  -- this listener's own limit; 0: none
+--   { port = "5434", backend = "db", acceptProxy = true },    -- behind an L4 balancer that sends PROXY headers
 -- }
 
 triggerMode = "level"      -- or "edge"

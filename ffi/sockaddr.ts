@@ -68,3 +68,13 @@ export function formatHostPort(address: string, port: number): string {
 export function formatAddress(a: SocketAddress): string {
   return formatHostPort(a.address, a.port);
 }
+
+/** The sockaddr for raw address bytes (4: IPv4, 16: IPv6; network order) and a port, without a libc call. */
+export function sockaddrFromBytes(bytes: Buffer, port: number): Buffer {
+  const v4 = bytes.length === 4;
+  const sa = Buffer.alloc(v4 ? SOCKADDR_IN_SIZE : SOCKADDR_IN6_SIZE);
+  sa.writeUInt16LE(v4 ? AF_INET : AF_INET6, 0);
+  sa.writeUInt16BE(port, 2);
+  bytes.copy(sa, v4 ? 4 : 8);
+  return sa;
+}

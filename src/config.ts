@@ -44,6 +44,8 @@ export interface Config {
   epolloutPolicy: 'auto' | 'queued' | 'always';
   rdhup: boolean;
   trace: boolean;
+  /** listenPort's listener takes a PROXY protocol header first (per listener in `listeners`). */
+  acceptProxy: boolean;
   /** The pool listenPort's listener sends to ("" when not set). */
   backend: string;
   /** From `backends`, or the one pool of backendAddress/backendPort. */
@@ -96,9 +98,10 @@ export const OPTIONS: Option[] = [
   { name: 'listenAddress', kind: { type: 'host' }, default: '0.0.0.0', doc: 'Address to listen on. "::" listens on IPv6 and IPv4; "::1" or "127.0.0.1" on loopback only.' },
   { name: 'backendAddress', kind: { type: 'host' }, unless: 'backends', doc: 'Backend host: an IPv4 or IPv6 address, or a name (one member per address it has, followed in DNS: see resolveInterval). Must not be rsp\'s own listener. With backendPort, a pool of one member (named "default"); not with `backends`.' },
   { name: 'backendPort', kind: { type: 'port', min: 1 }, unless: 'backends', doc: 'Backend port (1-65535).' },
-  { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; a name becomes one member per address, followed in DNS: see resolveInterval) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect). See docs/balancing.md.' },
+  { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; a name becomes one member per address, followed in DNS: see resolveInterval) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect), sendProxy = "v1" or "v2" (a PROXY protocol header to each member before the client\'s bytes). See docs/balancing.md.' },
   { name: 'backend', kind: { type: 'name' }, default: '', doc: 'The pool listenPort\'s listener sends to; needed only when `backends` has several.' },
-  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app", maxConnections = 0 } (address defaults to "0.0.0.0"; backend may be left out when there is one pool; maxConnections: the most clients of this listener at once, 0 for only the global maxConnections).' },
+  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app", maxConnections = 0 } (address defaults to "0.0.0.0"; backend may be left out when there is one pool; maxConnections: the most clients of this listener at once, 0 for only the global maxConnections; acceptProxy = true: see acceptProxy).' },
+  { name: 'acceptProxy', kind: { type: 'bool' }, default: false, doc: 'Every connection to listenPort must start with a PROXY protocol header (v1 or v2, as HAProxy\'s send-proxy and nginx\'s proxy_protocol send it); the client address in it is the one rsp logs and hashes on. A connection without a valid one is reset. With `listeners`, say it per listener: { port = "8000", acceptProxy = true }.' },
   { name: 'resolver', kind: { type: 'resolver' }, default: '', doc: 'DNS server that resolves the names in listenAddress (at start-up), backendAddress and backends (at start-up and every resolveInterval), as "address" or "address:port" ("[::1]:53" for IPv6; port 53 if not given); then /etc/hosts is not read. "": the system resolver (getaddrinfo).' },
   { name: 'resolveInterval', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 5000, doc: 'Milliseconds between lookups of the backend members given by name: each becomes one member per A/AAAA record, new addresses join the pool and vanished ones leave it once their connections end; a failing lookup keeps the last good answer (one line per episode). Members given as IP addresses are never resolved. 0: resolve once, at start-up.' },
   { name: 'triggerMode', kind: { type: 'enum', values: ['level', 'edge'] }, default: 'level', doc: 'How epoll reports readiness: "level" (reported while ready) or "edge" (reported when it changes, so every handler drains what is there: see readPolicy).' },
@@ -463,11 +466,11 @@ function topology(config: Config, given: Set<string>, tables: Map<string, LuaVal
   }
   const listeners = tables.get('listeners');
   if (listeners !== undefined) {
-    const both = ['listenPort', 'listenAddress', 'backend'].filter((n) => given.has(n));
+    const both = ['listenPort', 'listenAddress', 'backend', 'acceptProxy'].filter((n) => given.has(n));
     if (both.length > 0) throw new ConfigError(`${both.join(' and ')} and listeners both set: with listeners, each one says its port, address and backend`);
     config.listeners = parseListeners(listeners, '0.0.0.0').map((l, i) => ({ ...l, backend: poolFor(`listeners[${i + 1}]`, l.backend, config.pools) }));
   } else {
-    config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools), maxConnections: 0 }];
+    config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools), maxConnections: 0, acceptProxy: config.acceptProxy }];
   }
   config.names = []; // filled by loadConfig
 }

@@ -361,11 +361,17 @@ export class Connection implements Handler {
     this.queuedBytes = 0;
   }
 
-  /** Hand what is queued here, unsent, to `other` (a connect failed: the next backend gets the client's bytes). */
-  moveQueueTo(other: Connection): void {
+  /**
+   * Hand what is queued here, unsent, to `other` (a connect failed: the next
+   * backend gets the client's bytes), leaving out the first `skip` bytes
+   * (a PROXY header the new connection got already).
+   */
+  moveQueueTo(other: Connection, skip = 0): void {
     for (let i = this.first; i < this.chunks.length; i++) {
       const chunk = this.chunks[i];
-      other.write(chunk.start === 0 ? chunk.buf : chunk.buf.subarray(chunk.start), chunk.end - chunk.start);
+      const start = Math.min(chunk.start + skip, chunk.end);
+      skip -= start - chunk.start;
+      if (start < chunk.end) other.write(start === 0 ? chunk.buf : chunk.buf.subarray(start), chunk.end - start);
     }
     this.chunks = [];
     this.first = 0;

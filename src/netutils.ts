@@ -38,6 +38,13 @@ export function localAddress(fd: number): SocketAddress | null {
   return askAddress(fd, false);
 }
 
+/** getsockname's sockaddr itself (a copy), or null. */
+export function localSockaddr(fd: number): Buffer | null {
+  addressLength.writeUInt32LE(SOCKADDR_MAX, 0);
+  if (libc.getsockname(fd, addressBuffer, addressLength) < 0) return null;
+  return Buffer.from(addressBuffer.subarray(0, Math.min(addressLength.readUInt32LE(0), SOCKADDR_MAX)));
+}
+
 /** "127.0.0.1:53122", or "fd 9" if the peer is already gone. */
 export function describePeer(fd: number): string {
   const a = askAddress(fd, true);

@@ -6,7 +6,7 @@
 //             balance = "leastconn", check = { interval = 2000, http = "/health" }, maxFails = 1 },
 //     db = { "[::1]:5432" },
 //   }
-//   listeners = { { port = "8000", backend = "app" }, { port = "5433", backend = "db" } }
+//   listeners = { { port = "8000", backend = "app" }, { port = "5433", backend = "db", acceptProxy = true } }
 //
 // Lua tables are walked raw (lua_next: no metamethod runs) into LuaValue,
 // then checked in TypeScript with the same one-line messages as the globals.
@@ -78,6 +78,8 @@ export interface PoolConfig {
   /** Connects tried on other members after a failed one, for one client. */
   retries: number;
   check: CheckOptions | null;
+  /** Send a PROXY protocol header to each member before the client's bytes (null: don't). */
+  sendProxy: 'v1' | 'v2' | null;
 }
 
 export interface ListenerConfig {
@@ -87,15 +89,17 @@ export interface ListenerConfig {
   backend: string;
   /** Most connections open at once through this listener; 0: only the global maxConnections. */
   maxConnections: number;
+  /** Every connection starts with a PROXY protocol header naming the real client. */
+  acceptProxy: boolean;
 }
 
 /** The pool the C rsp's backendAddress/backendPort form. */
 export const DEFAULT_POOL = 'default';
 
-const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries'];
+const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries', 'sendProxy'];
 const MEMBER_KEYS = ['weight', 'backup', 'maxConnections'];
 const CHECK_KEYS = ['interval', 'timeout', 'rise', 'fall', 'http'];
-const LISTENER_KEYS = ['port', 'address', 'backend', 'maxConnections'];
+const LISTENER_KEYS = ['port', 'address', 'backend', 'maxConnections', 'acceptProxy'];
 
 function describe(v: LuaValue | undefined): string {
   if (v === undefined) return 'nothing';
@@ -173,6 +177,12 @@ function check(where: string, v: LuaValue | undefined): CheckOptions | null {
   };
 }
 
+function sendProxy(where: string, v: LuaValue | undefined): 'v1' | 'v2' | null {
+  if (v === undefined || v === false) return null;
+  if (v !== 'v1' && v !== 'v2') throw new ConfigError(`${where} must be "v1" or "v2" (or false), got ${describe(v)}`);
+  return v;
+}
+
 function pool(name: string, v: LuaValue): PoolConfig {
   const where = `backends.${name}`;
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new ConfigError(`backends: a pool name is letters, digits, "_", "-" or ".", got ${JSON.stringify(name)}`);
@@ -198,6 +208,7 @@ function pool(name: string, v: LuaValue): PoolConfig {
     slowStart: integer(`${where}.slowStart`, v.keys.get('slowStart'), 0, 3_600_000, 0),
     retries: integer(`${where}.retries`, v.keys.get('retries'), 0, 100, 2),
     check: check(`${where}.check`, v.keys.get('check')),
+    sendProxy: sendProxy(`${where}.sendProxy`, v.keys.get('sendProxy')),
   };
 }
 
@@ -221,11 +232,12 @@ export function singlePool(host: string, backendPort: number): PoolConfig {
     slowStart: 0,
     retries: 2,
     check: null,
+    sendProxy: null,
   };
 }
 
 /** `listeners = { { port = "8000", address = "0.0.0.0", backend = "app" }, ... }` */
-export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null; maxConnections: number }[] {
+export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null; maxConnections: number; acceptProxy: boolean }[] {
   if (!isTable(v) || v.keys.size > 0 || v.list.length === 0) {
     throw new ConfigError(`listeners must be a list like { { port = "8000", backend = "app" } }, got ${describe(v)}`);
   }
@@ -239,7 +251,9 @@ export function parseListeners(v: LuaValue, defaultAddress: string): { address: 
     const backend = l.keys.get('backend');
     if (backend !== undefined && typeof backend !== 'string') throw new ConfigError(`${where}.backend must be a pool name, got ${describe(backend)}`);
     const maxConnections = integer(`${where}.maxConnections`, l.keys.get('maxConnections'), 0, 10_000_000, 0);
-    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null, maxConnections };
+    const acceptProxy = l.keys.get('acceptProxy') ?? false;
+    if (typeof acceptProxy !== 'boolean') throw new ConfigError(`${where}.acceptProxy must be true or false, got ${describe(acceptProxy)}`);
+    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null, maxConnections, acceptProxy };
   });
 }
 

@@ -18,26 +18,25 @@
 // the pool's `retries`, never the same one twice; the bytes the client sent
 // meanwhile go to the member that answers. Only when none could be reached
 // is the client cut, at once.
+//
+// PROXY protocol (src/proxyprotocol/): with acceptProxy the client's first
+// bytes are a header naming the real client; nothing is connected until it
+// is complete, and its address is the client's everywhere (hash, logs). A
+// connection without a valid one is reset. With the pool's sendProxy, each
+// backend connection gets a header before any byte of the client's.
 import type { AccessLog } from './accesslog';
 import type { Member } from './balancer/member';
 import type { Pool } from './balancer/pool';
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
 import type { LimitedLog } from './log';
-import { describePeer, startConnect } from './netutils';
-import { formatAddress, fromSockaddr } from '../ffi/sockaddr';
+import { describePeer, localSockaddr, startConnect } from './netutils';
+import { isHeaderError, NEED_MORE, ProxyHeaderParser } from './proxyprotocol/parse';
+import { proxyHeader, type ProxyVersion } from './proxyprotocol/write';
+import { formatAddress, fromSockaddr, SOCKADDR_IN6_SIZE, type SocketAddress } from '../ffi/sockaddr';
 import type { Pairing, Pairings } from './pairings';
-import type { Reactor } from './reactor';
+import type { Reactor, Timer } from './reactor';
 import { SysError } from '../ffi/libc';
 import { trace } from './trace';
-
-/** "127.0.0.1:53122" from accept's sockaddr (only when an access log wants it). */
-function clientName(peer: Buffer): string {
-  try {
-    return formatAddress(fromSockaddr(peer));
-  } catch {
-    return '?';
-  }
-}
 
 /** Causes rsp itself gives (the others are the peer's errors: "client ECONNRESET", "backend ECONNRESET"). */
 const OWN_CAUSES = /^(no backend|idle timeout|stopped|internal error|client gone|backend gone)/;
@@ -76,6 +75,16 @@ export interface ProxyContext {
   connectTimeout: number;
 }
 
+/** PROXY protocol settings of a listener and its pool. */
+export interface ProxyOptions {
+  /** The client's first bytes are a PROXY protocol header (v1 or v2). */
+  acceptProxy: boolean;
+  /** Send the backend a header of this version before the client's bytes. */
+  sendProxy: ProxyVersion | null;
+}
+
+const PLAIN: ProxyOptions = { acceptProxy: false, sendProxy: null };
+
 export class Proxy implements ConnectionOwner, Pairing {
   readonly client: Connection;
   backend: Connection | null = null;
@@ -84,8 +93,20 @@ export class Proxy implements ConnectionOwner, Pairing {
   /** Members whose connect failed for this client (null until one did), and why the last one did. */
   private tried: Member[] | null = null;
   private lastFailure = '';
-  /** The client's sockaddr, kept only for balance = "hash" (a retry hashes it again). */
-  private readonly clientKey: Buffer | null;
+  /**
+   * The client's sockaddr: accept()'s, or the PROXY header's. The key for
+   * balance = "hash" (a retry hashes it again), and what clientAddress names.
+   */
+  private clientSockaddr: Buffer | null;
+  /** clientAddress, once asked for (most connections never need it as text). */
+  private clientText: string | null = null;
+  /** Where the client connected to, as a PROXY header said (null: our own socket's address). */
+  private clientDestination: Buffer | null = null;
+  /** Reading the client's PROXY header (acceptProxy), until it is complete. */
+  private header: ProxyHeaderParser | null = null;
+  private headerTimer: Timer | null = null;
+  /** The header each backend connection gets first (sendProxy), built once. */
+  private sendHeader: Buffer | null = null;
   /** resetBoth() is closing both sides itself: no cascade in onClose. */
   private cutting = false;
   // For the access log: when it began, what it carried, the member, how it ended.
@@ -94,7 +115,6 @@ export class Proxy implements ConnectionOwner, Pairing {
   private bytesOut = 0;
   private memberName = '-';
   private end = '';
-  private readonly clientName: string;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -102,20 +122,72 @@ export class Proxy implements ConnectionOwner, Pairing {
     private readonly pool: Pool,
     /** The client's sockaddr from accept4 (the listener's buffer: valid during this call only). */
     peer: Buffer | null,
+    private readonly options: ProxyOptions = PLAIN,
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
-    if (ctx.tracing) this.client.label = `client ${describePeer(clientFd)}`;
-    this.clientKey = pool.balance === 'hash' && peer !== null ? Buffer.from(peer) : null;
+    this.clientSockaddr = peer === null ? null : Buffer.from(peer.subarray(0, SOCKADDR_IN6_SIZE));
+    if (peer === null) this.clientText = describePeer(clientFd);
+    if (ctx.tracing) this.client.label = `client ${this.clientAddress}`;
     this.startedAt = ctx.reactor.now;
-    this.clientName = ctx.accessLog !== null && peer !== null ? clientName(peer) : '';
     ctx.listener.total++;
     ctx.listener.active++;
     ctx.pairings.add(this);
   }
 
-  /** Pick a member of the pool and connect to it. */
+  /** The client as logs name it, "192.0.2.7:51234": from accept(), or from the PROXY header. */
+  get clientAddress(): string {
+    if (this.clientText === null) {
+      const a = this.clientSockaddr === null ? null : addressOf(this.clientSockaddr);
+      this.clientText = a === null ? `fd ${this.client.fd}` : formatAddress(a);
+    }
+    return this.clientText;
+  }
+
+  /** Pick a member of the pool and connect to it (with acceptProxy: once the client's header is in). */
   start(): void {
+    if (!this.options.acceptProxy) {
+      this.connectNext(null);
+      return;
+    }
+    this.header = new ProxyHeaderParser();
+    // A client that says nothing gets as long as a backend connect would.
+    if (this.ctx.connectTimeout > 0) this.headerTimer = this.ctx.reactor.after(this.ctx.connectTimeout, () => this.badHeader('no PROXY header within connectTimeout'));
+  }
+
+  /** Bytes of the client while its PROXY header is not complete yet. */
+  private readHeader(data: Buffer, length: number): void {
+    const parser = this.header!;
+    const r = parser.feed(data, length);
+    if (r === NEED_MORE) return;
+    if (isHeaderError(r)) {
+      this.badHeader(r.error);
+      return;
+    }
+    this.stopHeader();
+    if (r.source !== null) {
+      // LOCAL and UNKNOWN headers leave the connection's own address in place.
+      this.clientSockaddr = r.source.sockaddr;
+      this.clientText = r.source.text;
+      this.clientDestination = r.destination!.sockaddr;
+      if (this.ctx.tracing) this.client.label = `client ${this.clientAddress}`;
+    }
+    if (trace.on) trace.line(2, `PROXY v${r.version} header (${r.length} bytes): client ${this.clientAddress}`);
     this.connectNext(null);
+    const rest = parser.restOffset;
+    if (rest < length && this.backend !== null) this.onData(this.client, data.subarray(rest), length - rest);
+  }
+
+  private badHeader(reason: string): void {
+    if (this.client.isClosed) return;
+    this.stopHeader();
+    this.ctx.errors.error('bad PROXY header', `Bad PROXY protocol header from ${this.clientAddress}: ${reason}; connection reset`);
+    this.client.resetNow('bad PROXY header');
+  }
+
+  private stopHeader(): void {
+    this.header = null;
+    this.headerTimer?.cancel();
+    this.headerTimer = null;
   }
 
   lastActive(): number {
@@ -140,7 +212,7 @@ export class Proxy implements ConnectionOwner, Pairing {
    * connect just failed, whose queue moves to the new one.
    */
   private connectNext(failed: Connection | null): void {
-    const member = this.pool.pick(this.clientKey, this.tried);
+    const member = this.pool.pick(this.clientSockaddr, this.tried);
     if (member === null) {
       this.backend = null;
       this.noMember();
@@ -166,8 +238,13 @@ export class Proxy implements ConnectionOwner, Pairing {
     const backend = new Connection(this.ctx.reactor, started.fd, this, this.ctx.settings, started.inProgress);
     backend.label = `backend ${member.name}`;
     this.backend = backend;
+    if (this.options.sendProxy !== null) {
+      // First on every backend connection; a failed one's copy stays behind.
+      this.sendHeader ??= this.headerForBackend(this.options.sendProxy);
+      backend.write(this.sendHeader, this.sendHeader.length);
+    }
     if (failed !== null) {
-      failed.moveQueueTo(backend);
+      failed.moveQueueTo(backend, this.sendHeader === null ? 0 : this.sendHeader.length);
       if (this.client.hasEnded) backend.end();
     }
     if (started.inProgress) {
@@ -178,6 +255,16 @@ export class Proxy implements ConnectionOwner, Pairing {
     }
   }
 
+  /** The client's address and the one it connected to (a header's, or our socket's). */
+  private headerForBackend(version: ProxyVersion): Buffer {
+    let destination = this.clientDestination;
+    if (destination === null) {
+      destination = localSockaddr(this.client.fd);
+      this.ctx.reactor.counters.otherCalls++;
+    }
+    return proxyHeader(version, this.clientSockaddr, destination);
+  }
+
   onConnect(conn: Connection): void {
     if (this.member === null) return;
     this.pool.connected(this.member);
@@ -185,6 +272,10 @@ export class Proxy implements ConnectionOwner, Pairing {
   }
 
   onData(from: Connection, data: Buffer, length: number): void {
+    if (this.header !== null && from === this.client) {
+      this.readHeader(data, length);
+      return;
+    }
     const to = from === this.client ? this.backend : this.client;
     if (to === null) return;
     const member = this.member;
@@ -211,6 +302,10 @@ export class Proxy implements ConnectionOwner, Pairing {
   }
 
   onEnd(from: Connection): void {
+    if (this.header !== null && from === this.client && this.header.pending > 0) {
+      this.badHeader('the connection ended inside the header');
+      return;
+    }
     const to = from === this.client ? this.backend : this.client;
     if (to === null) {
       from.close();
@@ -227,6 +322,7 @@ export class Proxy implements ConnectionOwner, Pairing {
   }
 
   onClose(conn: Connection, cause: string): void {
+    if (conn === this.client && this.header !== null) this.stopHeader();
     if (conn !== this.client && conn === this.backend && !conn.isConnecting && this.member !== null) {
       this.pool.released(this.member);
       this.member = null;
@@ -270,7 +366,7 @@ export class Proxy implements ConnectionOwner, Pairing {
     const listener = this.ctx.listener;
     listener.active--;
     this.ctx.accessLog?.write({
-      client: this.clientName,
+      client: this.clientAddress,
       listener: listener.name,
       pool: this.pool.name,
       member: this.memberName,
@@ -286,7 +382,7 @@ export class Proxy implements ConnectionOwner, Pairing {
     const member = this.member!;
     this.member = null;
     const name = this.pool.name === DEFAULT_POOL ? member.name : `${this.pool.name} member ${member.name}`;
-    this.ctx.errors.error(`backend ${name} ${reason}`, `Could not connect to backend ${name} for client ${describePeer(this.client.fd)}: ${reason}`);
+    this.ctx.errors.error(`backend ${name} ${reason}`, `Could not connect to backend ${name} for client ${this.clientAddress}: ${reason}`);
     this.pool.failed(member, reason);
     if (this.client.isClosed) return;
     (this.tried ??= []).push(member);
@@ -302,8 +398,17 @@ export class Proxy implements ConnectionOwner, Pairing {
   /** No member of the pool can take this client (all down, full, or tried). */
   private noMember(): void {
     if (this.tried === null) {
-      this.ctx.errors.error(`pool ${this.pool.name} empty`, `No member of backend ${this.pool.name} is up: client ${describePeer(this.client.fd)} cut`);
+      this.ctx.errors.error(`pool ${this.pool.name} empty`, `No member of backend ${this.pool.name} is up: client ${this.clientAddress} cut`);
     }
     this.client.reset(`no backend (${this.tried === null ? 'none up' : this.lastFailure})`);
+  }
+}
+
+/** The address in a sockaddr from accept(), or null for one that is not IP. */
+function addressOf(sa: Buffer): SocketAddress | null {
+  try {
+    return fromSockaddr(sa);
+  } catch {
+    return null;
   }
 }

@@ -170,6 +170,7 @@ function main(): void {
     // Each listener's pairings count in its own ListenerStats.
     const stats = new ListenerStats(formatHostPort(l.address, l.port));
     const listenerCtx: ProxyContext = { ...ctx, listener: stats };
+    const proxyOptions = { acceptProxy: l.acceptProxy, sendProxy: config.pools.find((p) => p.name === l.backend)!.sendProxy };
     try {
       const listener: Listener = new Listener(
         reactor,
@@ -185,7 +186,7 @@ function main(): void {
         (fd, peer) => {
           let proxy: Proxy;
           try {
-            proxy = new Proxy(listenerCtx, fd, pool, peer);
+            proxy = new Proxy(listenerCtx, fd, pool, peer, proxyOptions);
           } catch (error) {
             listener.released(); // never became a pairing: it must not hold a place under the limit
             throw error;
