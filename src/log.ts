@@ -56,8 +56,11 @@ export class LimitedLog {
       this.arm(1000 - (now - state.at));
       return;
     }
+    // The second is over but its tally has not been told yet (the flush timer
+    // is late): this line carries it.
+    const held = state !== undefined ? state.suppressed : 0;
     this.kinds.set(kind, { at: now, suppressed: 0, last: message });
-    logError(message);
+    logError(held > 0 ? `${message} (and ${held} more like it since the last one)` : message);
   }
 
   /** Log the held-back tally of every kind whose second is over. */
