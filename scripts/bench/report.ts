@@ -149,7 +149,8 @@ export function targets(rows: Row[], p: Params, quick: boolean): string {
       return `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(1)}%`;
     };
     const notes = [`medians over ${mine.length === theirs.length ? `${mine.length} rounds` : `${mine.length} and ${theirs.length} rounds`}`];
-    if (mine.length === theirs.length && mine.length > 1) notes.push(`round by round ${mine.map((v, i) => pct(v, theirs[i])).join(' / ')}`);
+    // Side by side only when no round failed for either (the lists hold the rounds that worked).
+    if (mine.length === p.rounds && theirs.length === p.rounds && p.rounds > 1) notes.push(`round by round ${mine.map((v, i) => pct(v, theirs[i])).join(' / ')}`);
     const ta = tableOf?.(pool);
     const tb = tableOf?.(r);
     if (ta !== undefined && tb !== undefined) notes.push(`the table's figures ${fmt1(ta)} vs ${fmt1(tb)}, ${pct(ta, tb)}`);
