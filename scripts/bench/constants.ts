@@ -7,3 +7,5 @@ export const ROOT = path.join(__dirname, '..', '..', '..');
 export const NOTES_MARKER = '<!-- notes -->';
 /** The /small response body, the same from nginx and from backend-server.ts. */
 export const SMALL_BODY = 'x'.repeat(100);
+/** Ports every backend listens on (the same server behind each): the pool setup's members, one per port. */
+export const BACKEND_PORTS = 3;

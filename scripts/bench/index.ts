@@ -1,6 +1,7 @@
-// The benchmark: rsp (both trigger modes) against the direct path to the
-// backend, a plain Node `net` pipe proxy, nginx (stream and http) and HAProxy
-// (tcp and http) on loopback, every proxy with one worker process/thread.
+// The benchmark: rsp (both trigger modes, and level mode with a pool of three
+// members) against the direct path to the backend, a plain Node `net` pipe
+// proxy, nginx (stream and http) and HAProxy (tcp and http) on loopback, every
+// proxy with one worker process/thread.
 // Writes a markdown report: BENCHMARKS.md for a full run; a quick run writes
 // bench-quick.md in the temp directory (its rough figures must not replace the
 // committed ones) unless --out says where.
@@ -15,6 +16,7 @@
 //   npm run build && npm run bench                  # full run, about 6 minutes on 2 cores
 //   npm run bench -- --quick                        # about 2 minutes, shorter and smaller
 //   node dist/scripts/bench/index.js --only rsp-level,node --out /tmp/b.md
+//   npm run bench -- --quick --only rsp-level,rsp-pool3   # balancing's cost
 //
 // The parts: setups/ (one file per setup: how it starts, its pids, how it
 // stops), backends.ts (what they are pointed at), rounds.ts and finish.ts (the
@@ -27,7 +29,7 @@ import * as path from 'node:path';
 import { BENCH_BACKEND, startBackend, startHoldBackend } from './backends';
 import { ROOT } from './constants';
 import { finishSetup } from './finish';
-import { FULL, FULL_REPORT, parseOptions, QUICK } from './options';
+import { FULL_REPORT, paramsFor, parseOptions } from './options';
 import { killEverything, makeTempRoot, stopProcess } from './processes';
 import { foreign } from './procfs';
 import { commandLine, methodTexts, readPreviousNotes, report, table, targets } from './report';
@@ -41,7 +43,7 @@ import { detectTools } from './tools';
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const options = parseOptions(argv);
-  const params = options.quick ? QUICK : FULL;
+  const params = paramsFor(options);
   const startedAt = new Date();
   const started = Date.now();
   for (const file of [RSP_BIN, NODE_PROXY, BENCH_BACKEND, path.join(ROOT, 'dist', 'src', 'cli.js')]) {

@@ -12,7 +12,7 @@ import type { Context, SetupState } from './state';
 export async function idleMemory(ctx: Context, s: SetupState): Promise<string> {
   const { params: p, tools } = ctx;
   const row = s.row;
-  const proxy = await s.setup.start(ctx.hold.service.port, ctx.dir, tools, p.idleConns + 1000);
+  const proxy = await s.setup.start(ctx.hold.service.port, ctx.dir, tools, p.idleConns + 1000, ctx.hold.ports);
   const sockets: net.Socket[] = [];
   try {
     await sleep(p.settleMs);

@@ -11,6 +11,8 @@ export interface Options {
   out: string;
   /** Tools to treat as missing (to try the fallbacks on a machine that has them). */
   without: Set<string>;
+  /** Rounds instead of the preset's (null: the preset's). */
+  rounds: number | null;
 }
 
 export interface Params {
@@ -48,7 +50,7 @@ export const QUICK_REPORT = path.join(os.tmpdir(), 'bench-quick.md');
 
 const SETUP_NAMES = SETUPS.map((s) => s.name);
 
-const USAGE = `Usage: npm run bench -- [--quick] [--only a,b,...] [--out FILE] [--without tool,...]
+const USAGE = `Usage: npm run bench -- [--quick] [--only a,b,...] [--rounds N] [--out FILE] [--without tool,...]
    or: node dist/scripts/bench/index.js [options]
 
   --quick          about 2 minutes: 2 rounds of 2 s runs (3 of 4 s in a full run),
@@ -57,11 +59,13 @@ const USAGE = `Usage: npm run bench -- [--quick] [--only a,b,...] [--out FILE] [
   --only LIST      run only these setups (comma separated) out of:
                    ${SETUP_NAMES.join(', ')}
   --out FILE       write the report here instead of BENCHMARKS.md
+  --rounds N       this many interleaved rounds instead of ${FULL.rounds} (${QUICK.rounds} with --quick):
+                   more rounds, steadier medians (1 to 20)
   --without LIST   behave as if these tools were not installed
                    (wrk, ab, nginx, haproxy, perf, strace, curl, autocannon)`;
 
 export function parseOptions(argv: string[]): Options {
-  const options: Options = { quick: false, only: [...SETUP_NAMES], out: '', without: new Set() };
+  const options: Options = { quick: false, only: [...SETUP_NAMES], out: '', without: new Set(), rounds: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -75,7 +79,12 @@ export function parseOptions(argv: string[]): Options {
       for (const n of names) if (!SETUP_NAMES.includes(n)) usage(`unknown setup ${n} (the setups: ${SETUP_NAMES.join(', ')})`);
       options.only = SETUP_NAMES.filter((s) => names.includes(s));
     } else if (arg === '--out') options.out = path.resolve(value());
-    else if (arg === '--without') for (const t of value().split(',')) options.without.add(t.trim());
+    else if (arg === '--rounds') {
+      const text = value();
+      const n = /^\d+$/.test(text) ? Number(text) : NaN;
+      if (!(n >= 1 && n <= 20)) usage(`--rounds must be a whole number from 1 to 20, got ${text}`);
+      options.rounds = n;
+    } else if (arg === '--without') for (const t of value().split(',')) options.without.add(t.trim());
     else if (arg === '-h' || arg === '--help') {
       process.stdout.write(USAGE + '\n');
       process.exit(0);
@@ -83,6 +92,12 @@ export function parseOptions(argv: string[]): Options {
   }
   if (options.out === '') options.out = options.quick ? QUICK_REPORT : FULL_REPORT;
   return options;
+}
+
+/** The preset the options choose, with their round count. */
+export function paramsFor(options: Options): Params {
+  const preset = options.quick ? QUICK : FULL;
+  return options.rounds === null ? preset : { ...preset, rounds: options.rounds };
 }
 
 function usage(message: string): never {

@@ -139,3 +139,45 @@ export function loadAverage(): string {
 }
 
 export const loadAtStart = loadAverage();
+
+/**
+ * The process's established TCP connections to 127.0.0.1, counted by the
+ * remote port (its fds' socket inodes looked up in /proc/net/tcp): which
+ * backend sockets a proxy is connected to.
+ */
+export function connectionsByRemotePort(pids: number[]): Map<number, number> {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // exited
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  const counts = new Map<number, number>();
+  let table = '';
+  try {
+    table = fs.readFileSync('/proc/net/tcp', 'utf8');
+  } catch {
+    return counts;
+  }
+  // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || f[3] !== '01' || !inodes.has(f[9])) continue; // 01: ESTABLISHED
+    const [address, port] = f[2].split(':');
+    if (address !== '0100007F') continue; // 127.0.0.1, little-endian hex
+    const n = parseInt(port, 16);
+    counts.set(n, (counts.get(n) ?? 0) + 1);
+  }
+  return counts;
+}

@@ -5,12 +5,15 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { NOTES_MARKER, ROOT } from './constants';
-import { fmt0, fmt2, fmtInt, fmtMB, fmtMs, rangeText } from './format';
+import { fmt0, fmt1, fmt2, fmtInt, fmtMB, fmtMs, median, rangeText } from './format';
 import type { Params } from './options';
 import { foreign, loadAtStart, loadAverage } from './procfs';
 import { labelOf } from './setups';
 import type { Context, Row } from './state';
 import type { Tools } from './tools';
+
+/** The pool setup, compared with rsp level in the targets. */
+const POOL = 'rsp-pool3';
 
 interface Column {
   title: string;
@@ -70,7 +73,11 @@ function roundsList(rows: Row[], p: Params): string {
     const short = (n: number): boolean => n > 0 && n < p.rounds;
     const missing = short(row.keepAliveRuns.length) || short(row.closeRuns.length) ? ' (a round failed: see the notes)' : '';
     const from = row.figuresRound !== undefined && row.proxy && p.rounds > 1 ? `; CPU${row.syscallsApart ? '' : ' and syscalls'} from keep-alive round ${row.figuresRound + 1}` : '';
-    lines.push(`- ${row.label}: ${part('keep-alive', row.keepAliveRuns, row.keepAliveDisturbed)}; ${part('1 req/conn', row.closeRuns, row.closeDisturbed)}${from}${missing}`);
+    const cpuRuns = (runs: number[]): string => `${runs.map(fmt1).join(' / ')}${runs.length > 1 ? ` (median ${fmt1(median(runs))})` : ''}`;
+    const cpu = row.proxy && row.keepAliveCpuRuns.length + row.closeCpuRuns.length > 0
+      ? `; CPU µs/req keep-alive ${cpuRuns(row.keepAliveCpuRuns)}, 1 req/conn ${cpuRuns(row.closeCpuRuns)}`
+      : '';
+    lines.push(`- ${row.label}: ${part('keep-alive', row.keepAliveRuns, row.keepAliveDisturbed)}; ${part('1 req/conn', row.closeRuns, row.closeDisturbed)}${cpu}${from}${missing}`);
   }
   return lines.join('\n');
 }
@@ -125,7 +132,39 @@ export function targets(rows: Row[], p: Params, quick: boolean): string {
       },
     ],
   ];
-  const subjects = (['rsp-level', 'rsp-edge'] as const).filter((s) => rows.some((r) => r.setup === s));
+  // The pool of 3 against single-backend rsp level (the same mode), on the
+  // CPU µs/req of each round's run: medians over the rounds, and the rounds
+  // side by side (they interleave, so each pair ran under the same weather).
+  const poolWithin = (runsOf: (r: Row) => number[], limit: number, tableOf?: (r: Row) => number | undefined): Check => (r) => {
+    if (r.setup !== 'rsp-level') return `n/a (the pool of 3 runs in level mode: see the ${labelOf('rsp-level')} column)`;
+    const pool = get(POOL);
+    if (!pool) return `n/a (${labelOf(POOL)} not measured)`;
+    const mine = runsOf(pool);
+    const theirs = runsOf(r);
+    if (mine.length === 0 || theirs.length === 0) return 'n/a (not measured)';
+    const a = median(mine);
+    const b = median(theirs);
+    const pct = (x: number, y: number): string => {
+      const v = (x / y - 1) * 100;
+      return `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(1)}%`;
+    };
+    const notes = [`medians over ${mine.length === theirs.length ? `${mine.length} rounds` : `${mine.length} and ${theirs.length} rounds`}`];
+    // Side by side only when no round failed for either (the lists hold the rounds that worked).
+    if (mine.length === p.rounds && theirs.length === p.rounds && p.rounds > 1) notes.push(`round by round ${mine.map((v, i) => pct(v, theirs[i])).join(' / ')}`);
+    const ta = tableOf?.(pool);
+    const tb = tableOf?.(r);
+    if (ta !== undefined && tb !== undefined) notes.push(`the table's figures ${fmt1(ta)} vs ${fmt1(tb)}, ${pct(ta, tb)}`);
+    // Undecided unless every round of the pool is on the same side of every round of the single backend (× the limit).
+    const decided = mine.length > 1 && theirs.length > 1 && (Math.max(...mine) <= Math.min(...theirs) * limit || Math.min(...mine) > Math.max(...theirs) * limit);
+    if (mine.length > 1 && theirs.length > 1 && !decided) notes.push('rounds overlap');
+    return `${a <= b * limit ? '**PASS**' : '**MISS**'}: ${fmt1(a)} vs ${fmt1(b)} µs/req, ${pct(a, b)} (${notes.join('; ')})`;
+  };
+  checks.push(
+    ['Pool of 3 within 3% of single-backend CPU µs/request (keep-alive)', poolWithin((r) => r.keepAliveCpuRuns, 1.03, (r) => r.cpu)],
+    ['Pool of 3 within 3% of single-backend CPU µs/request (1 req/conn: a pick per request)', poolWithin((r) => r.closeCpuRuns, 1.03)],
+  );
+  // rsp level's column also carries the pool rows, so it is there when only the pool ran.
+  const subjects = (['rsp-level', 'rsp-edge'] as const).filter((s) => rows.some((r) => r.setup === s || (s === 'rsp-level' && r.setup === POOL)));
   if (subjects.length === 0) return '_No rsp setup was run, so no target was checked._';
   const lines = [`| Target | ${subjects.map((s) => labelOf(s)).join(' | ')} |`, `|${' --- |'.repeat(subjects.length + 1)}`];
   for (const [title, check] of checks) {
@@ -178,10 +217,11 @@ function method(ctx: Context): string {
     `- 1 req/conn req/s: ${ctx.closeMethod}`,
     `- p50/p99 latency: ${ctx.latencyMethod}`,
     `- Bulk: ${ctx.tools.curl ? '`curl -o /dev/null`' : 'a Node http client that discards the body'} downloading a ${p.bulkBytes / 1e6} MB file, median of ${p.bulkRuns} run(s); MB = 10^6 bytes.`,
-    `- CPU µs/req: utime+stime of the proxy's processes (all threads; nginx master and worker summed) from /proc/<pid>/stat, before and after a keep-alive run, divided by the requests it completed; taken from the setup's keep-alive round at the median${p.rounds % 2 === 0 ? ' (with an even number of rounds, the lower of the two middle ones)' : ''}.`,
+    `- CPU µs/req: utime+stime of the proxy's processes (all threads; nginx master and worker summed) from /proc/<pid>/stat, before and after a keep-alive run, divided by the requests it completed; taken from the setup's keep-alive round at the median${p.rounds % 2 === 0 ? ' (with an even number of rounds, the lower of the two middle ones)' : ''}. The same is measured around every 1 req/conn run; the figures of every round are listed under the table.`,
     `- Syscalls/req: ${ctx.syscallMethod}`,
     `- RSS: a fresh proxy pointed at a Node server that accepts connections and holds them without answering; ${fmtInt(p.idleConns)} client connections are opened through the proxy and each sends one small HTTP request (so the HTTP proxies open their backend connection too), and RSS (VmRSS, summed over nginx's processes) is read once the backend counts them all. "+KB/conn" is (RSS − RSS of the same fresh proxy before the connections) / connections. MB = 10^6 bytes, KB = 10^3 bytes.`,
     '- rsp runs with its defaults (bin/rsp with a config that sets only listenPort, listenAddress, backendAddress, backendPort and triggerMode).',
+    `- ${labelOf(POOL)}: rsp in level mode with \`backends = { app = { "127.0.0.1:P1", "127.0.0.1:P2", "127.0.0.1:P3", balance = "roundrobin" } }\` instead of backendAddress/backendPort: the same backend process listening on three ports (every setup's backend listens on all three; the others use the first), so the members are three distinct sockets and the backend's capacity is the same as for the single-backend rows. At start-up the benchmark opens three clients through it and checks in /proc/net/tcp that rsp holds exactly one connection to each member. TCP mode picks a member per client connection, so keep-alive runs pick only ${ctx.params.loadConns} times; the 1 req/conn runs pick once per request.`,
     '- TCP proxies (rsp, Node, nginx stream, HAProxy tcp) open one backend connection per client connection; the HTTP proxies (nginx http, HAProxy http) keep backend connections alive across client connections, which matters most in the 1 req/conn column.',
     '- Proxy settings are the defaults except: nginx http has upstream `keepalive 64`, `proxy_http_version 1.1` and `proxy_max_temp_file_size 0` (no disk buffering); nginx/HAProxy timeouts are raised to 600 s for the idle-connection run; nginx `worker_rlimit_nofile`/`worker_connections` and HAProxy `maxconn` are raised to fit the connections.',
     '- Ratios are plain quotients of the figures (for latency, CPU, syscalls and RSS, lower is better).',
@@ -245,7 +285,7 @@ ${roundsList(rows, p)}
 ${[...skipped, ...toolNotes, ...notes].length ? `\nNotes from this run:\n\n${[...skipped, ...toolNotes, ...notes].join('\n')}\n` : ''}
 ## Targets
 
-For rsp level and rsp edge, checked against the figures above (for req/s, the medians over the rounds). "rounds overlap": the two setups' round-by-round figures overlap (the other setup's scaled by the target's factor), so that verdict is within this machine's run-to-run spread and could flip on another run.
+For rsp level and rsp edge, checked against the figures above (for req/s, the medians over the rounds). "rounds overlap": the two setups' round-by-round figures overlap (the other setup's scaled by the target's factor), so that verdict is within this machine's run-to-run spread and could flip on another run. The two "Pool of 3" rows compare ${labelOf(POOL)} with single-backend rsp level, both in this run: the verdict is on the medians over the rounds of the proxy's CPU µs per request in each round's run (listed under the results table), then each round's pair side by side (the rounds interleave the setups, so a pair ran close together) and, for keep-alive, the table's CPU column (from the round at the median req/s); "rounds overlap" there means the pool's rounds are not all on one side of the single backend's rounds × 1.03, so a difference of a few percent is within this machine's spread (±15–30% run to run).
 
 ${targets(rows, p, ctx.options.quick)}
 

@@ -1,6 +1,8 @@
 // The interleaved rounds: per setup and round, a keep-alive run (with the
 // proxy's CPU and, under perf, its syscalls over the same run) and a
-// one-request-per-connection run; then the medians over the rounds.
+// one-request-per-connection run (with the proxy's CPU: there every request
+// is an accept, a backend connect and, for a pool, a pick); then the medians
+// over the rounds.
 import { fmt1, fmt2, fmtInt, median, rangeText } from './format';
 import { runAb, runWrk, type Throughput } from './load';
 import type { Params } from './options';
@@ -40,6 +42,7 @@ export async function throughputRound(ctx: Context, s: SetupState, round: number
       const run: KeepAliveRun = { round, rps: r.rps };
       if (isProxy) {
         run.cpu = (cpu1 - cpu0) / r.requests;
+        row.keepAliveCpuRuns.push(run.cpu);
         if (calls !== null) run.syscalls = calls / r.requests;
       }
       s.keepAliveRuns.push(run);
@@ -55,7 +58,10 @@ export async function throughputRound(ctx: Context, s: SetupState, round: number
       const r = await tools.autocannon({ url: small, connections: p.loadConns, duration: p.keepAliveS });
       const cpu1 = cpuMicros(pids());
       const run: KeepAliveRun = { round, rps: r.requests.total / r.duration };
-      if (isProxy) run.cpu = (cpu1 - cpu0) / r.requests.total;
+      if (isProxy) {
+        run.cpu = (cpu1 - cpu0) / r.requests.total;
+        row.keepAliveCpuRuns.push(run.cpu);
+      }
       s.keepAliveRuns.push(run);
       row.keepAliveRuns.push(run.rps);
       result = `${fmtInt(run.rps)} req/s (autocannon, in this process; syscalls not counted)`;
@@ -70,17 +76,20 @@ export async function throughputRound(ctx: Context, s: SetupState, round: number
     const disturbed = await ownRun(s, `conn-per-request ${tag}`, async () => {
       const before = !s.setup.proxy ? await ctx.backend.accepted() : null;
       let r: Throughput;
+      const cpu0 = cpuMicros(pids());
       if (tools.wrk) r = await runWrk(small, [`-c${p.loadConns}`, '-H', 'Connection: close'], p.closeS);
       else if (tools.ab) r = await runAb(small, p.loadConns, p.closeS);
       else throw new Skip('neither wrk nor ab is installed');
+      const cpu = isProxy && r.requests > 0 ? (cpuMicros(pids()) - cpu0) / r.requests : undefined;
       row.closeRuns.push(r.rps);
+      if (cpu !== undefined) row.closeCpuRuns.push(cpu);
       let check = '';
       if (before !== null) {
         const after = await ctx.backend.accepted();
         if (after !== null) check = `, ${((after - before - 1) / r.requests).toFixed(2)} connections/request at the backend`;
       }
       if (r.problems) row.notes.push(`conn-per-request round ${round + 1}: ${r.problems}`);
-      return `${fmtInt(r.rps)} req/s${check}${r.problems ? ` (${r.problems})` : ''}`;
+      return `${fmtInt(r.rps)} req/s${cpu !== undefined ? `, ${fmt1(cpu)} µs CPU/req` : ''}${check}${r.problems ? ` (${r.problems})` : ''}`;
     });
     if (row.closeRuns.length > count) row.closeDisturbed.push(disturbed);
   }
@@ -113,6 +122,10 @@ export function summarizeRounds(s: SetupState, p: Params): void {
   if (row.closeRuns.length > 0) {
     row.close = median(row.closeRuns);
     progress(s.setup.name, 'conn-per-request', `median ${fmtInt(row.close)} req/s over ${of(row.closeRuns.length)} (${rangeText(row.closeRuns)})`);
+  }
+  if (row.keepAliveCpuRuns.length > 1 || row.closeCpuRuns.length > 1) {
+    const cpu = (runs: number[]): string => (runs.length === 0 ? 'n/a' : `${fmt1(median(runs))} (${runs.map((v) => fmt1(v)).join(' / ')})`);
+    progress(s.setup.name, 'CPU µs/req', `medians over the rounds: keep-alive ${cpu(row.keepAliveCpuRuns)}, 1 req/conn ${cpu(row.closeCpuRuns)}`);
   }
   if (s.setup.proxy && s.idleWall > 0) {
     const share = s.idleCpu / 1e6 / s.idleWall;

@@ -16,8 +16,10 @@ export interface Setup {
    * Starts it in front of 127.0.0.1:backendPort, listening on 127.0.0.1, with
    * its config files in `dir`; `connections` sizes its limits (nginx's
    * worker_connections, HAProxy's maxconn). Resolves once it accepts.
+   * `backendPorts` lists every port the same backend serves on, backendPort
+   * first: a setup with a pool of backends takes one member per port.
    */
-  start(backendPort: number, dir: string, tools: Tools, connections: number): Promise<Running>;
+  start(backendPort: number, dir: string, tools: Tools, connections: number, backendPorts: readonly number[]): Promise<Running>;
 }
 
 /** A started setup. */
@@ -29,6 +31,8 @@ export interface Running {
   exitStatus(): string | null;
   /** What it printed, for a failure's message. */
   output(): string;
+  /** Something its start-up checked, for the progress line (the pool setup: how its members were reached). */
+  readonly detail?: string;
   /** Stops it and everything it started (SIGTERM to its process group, SIGKILL after a grace period). */
   stop(): Promise<void>;
 }

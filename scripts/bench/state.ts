@@ -27,6 +27,9 @@ export interface Row {
   /** Each round's req/s, in round order (rounds that failed are left out). */
   keepAliveRuns: number[];
   closeRuns: number[];
+  /** The proxy's CPU µs per request in each of those runs (proxies only; runs where it was not measured are left out). */
+  keepAliveCpuRuns: number[];
+  closeCpuRuns: number[];
   /** Whether other processes used over 10% of a core during each of those runs. */
   keepAliveDisturbed: boolean[];
   closeDisturbed: boolean[];
@@ -150,7 +153,7 @@ export async function ownRun(s: SetupState, what: string, fn: () => Promise<stri
 export async function startSetup(ctx: Context, setup: Setup): Promise<SetupState> {
   const s: SetupState = {
     setup,
-    row: { setup: setup.name, label: setup.label, proxy: setup.proxy, keepAliveRuns: [], closeRuns: [], keepAliveDisturbed: [], closeDisturbed: [], notes: [] },
+    row: { setup: setup.name, label: setup.label, proxy: setup.proxy, keepAliveRuns: [], closeRuns: [], keepAliveCpuRuns: [], closeCpuRuns: [], keepAliveDisturbed: [], closeDisturbed: [], notes: [] },
     service: null,
     port: ctx.backend.service.port,
     out: false,
@@ -172,7 +175,7 @@ export async function startSetup(ctx: Context, setup: Setup): Promise<SetupState
     return s;
   }
   try {
-    s.service = await setup.start(ctx.backend.service.port, ctx.dir, ctx.tools, 1000);
+    s.service = await setup.start(ctx.backend.service.port, ctx.dir, ctx.tools, 1000, ctx.backend.ports);
   } catch (error) {
     s.row.skipped = `failed to start: ${errorText(error)}`;
     s.out = true;
@@ -180,7 +183,7 @@ export async function startSetup(ctx: Context, setup: Setup): Promise<SetupState
     return s;
   }
   s.port = s.service.port;
-  if (setup.proxy) progress(setup.name, 'started', `port ${s.port}, pid ${pidsOf(s).join(', ')}`);
+  if (setup.proxy) progress(setup.name, 'started', `port ${s.port}, pid ${pidsOf(s).join(', ')}${s.service.detail ? `; ${s.service.detail}` : ''}`);
   else progress(setup.name, 'ready', `the backend itself, port ${s.port}`);
   s.cpuMark = cpuMicros(pidsOf(s));
   s.wallMark = Date.now();
