@@ -155,6 +155,15 @@ function printedFormats(): { trace: RegExp[]; log: RegExp[] } {
       const pattern = literalPattern(firstArgument(src, m.index! + m[0].length));
       if (pattern !== null) log.push(new RegExp(`^${pattern}$`));
     }
+    // The rate-limited error log (LimitedLog.error(kind, message)): the message is its second argument,
+    // and a line may carry the tally of the ones held back.
+    for (const m of src.matchAll(/\berrors\.error\(/g)) {
+      const open = m.index! + m[0].length;
+      const kind = firstArgument(src, open);
+      const afterKind = src.indexOf(',', src.indexOf(kind, open) + kind.length) + 1;
+      const pattern = literalPattern(firstArgument(src, afterKind));
+      if (pattern !== null) log.push(new RegExp(`^${pattern}( \\(and \\d+ more like it since the last one\\))?$`));
+    }
     // The counters are log lines built as a list (describeCounters).
     for (const m of src.matchAll(/`counters: /g)) {
       const start = m.index!;
