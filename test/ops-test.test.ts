@@ -2,8 +2,8 @@
 // names resolved, addresses parsed, pools and listeners - and nothing is bound
 // and no worker starts. The names are asked of a DNS server on 127.0.0.1.
 import test, { type ExecutionContext } from 'ava';
+import { dnsServer as testDnsServer, type DnsServer } from './dnsserver';
 import { spawn } from 'node:child_process';
-import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { listen, RSP, tempFile } from './helpers';
 
@@ -27,38 +27,11 @@ function run(t: ExecutionContext, args: string[]): Promise<{ code: number | null
   });
 }
 
-/** A DNS server on 127.0.0.1: A records from `names`, NXDOMAIN for any other name (as in cli.test.ts). */
-async function dnsServer(t: ExecutionContext, names: Record<string, string>): Promise<{ port: number; asked: string[] }> {
-  const socket = dgram.createSocket('udp4');
-  t.teardown(() => socket.close());
-  const asked: string[] = [];
-  socket.on('message', (query, peer) => {
-    if (query.length < 12) return;
-    let at = 12;
-    const labels: string[] = [];
-    while (at < query.length && query[at] !== 0) {
-      labels.push(query.subarray(at + 1, at + 1 + query[at]).toString());
-      at += 1 + query[at];
-    }
-    const questionEnd = at + 5;
-    if (questionEnd > query.length) return;
-    const name = labels.join('.').toLowerCase();
-    const type = query.readUInt16BE(at + 1);
-    asked.push(name);
-    const address = names[name];
-    const header = Buffer.from(query.subarray(0, 12));
-    header[2] = 0x80 | (query[2] & 0x01);
-    header[3] = 0x80 | (address === undefined ? 3 : 0);
-    header.writeUInt16BE(1, 4);
-    const answers = address !== undefined && type === 1
-      ? Buffer.concat([Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]), Buffer.from(address.split('.').map(Number))])
-      : Buffer.alloc(0);
-    header.writeUInt16BE(answers.length > 0 ? 1 : 0, 6);
-    header.writeUInt32BE(0, 8);
-    socket.send(Buffer.concat([header, query.subarray(12, questionEnd), answers]), peer.port, peer.address);
-  });
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  return { port: socket.address().port, asked };
+/** The tests' DNS server on 127.0.0.1 (test/dnsserver.ts): one A record for each of `names`, NXDOMAIN for any other name. */
+async function dnsServer(t: ExecutionContext, names: Record<string, string>): Promise<DnsServer> {
+  const dns = await testDnsServer(t);
+  for (const [name, address] of Object.entries(names)) dns.a[name] = [address];
+  return dns;
 }
 
 const ok = (file: string): string => `rsp: the configuration file ${file} syntax is ok\nrsp: configuration file ${file} test is successful\n`;
