@@ -256,7 +256,16 @@ function main(): void {
   // What is still open when rsp stops (a drain timed out, a second signal,
   // SIGQUIT) is cut: with a reset, so no peer mistakes it for a complete stream.
   ctx.pairings.resetAll('stopped');
-  if (trace.on) trace.flush();
+  if (trace.on) {
+    // On the way out the trace is written whole: a pipe that is full for the
+    // moment is waited on (10 ms at a time, a second at most), not dropped.
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    trace.flush();
+    for (let i = 0; trace.backlogged && i < 100; i++) {
+      Atomics.wait(nap, 0, 0, 10);
+      trace.flush();
+    }
+  }
 
   for (const listener of listeners) listener.close();
   stats?.close();
