@@ -1,32 +1,11 @@
 // The command line and the config file: one clear line and the right exit code.
 import test, { type ExecutionContext } from 'ava';
 import { dnsServer as testDnsServer, type DnsServer } from './dnsserver';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { exchange, listen, spawnProcess, RSP, tempFile } from './helpers';
+import { exchange, listen, runCli, spawnProcess, RSP, tempFile } from './helpers';
 
-/**
- * Run the CLI to its end. Resolves on 'close', when both pipes have been read
- * to the end: on 'exit' the last line may still be in the pipe.
- */
-function run(t: ExecutionContext, args: string[], timeoutMs = 20000): Promise<{ code: number | null; out: string }> {
-  const proc = spawn(process.execPath, [RSP, '--die-with-parent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-  t.teardown(() => {
-    clearTimeout(timer);
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  });
-  return new Promise((resolve) => {
-    proc.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, out: signal === null ? out : `${out}[killed by ${signal}]` });
-    });
-  });
-}
+const run = runCli;
 
 function noStack(out: string): boolean {
   return !/^\s+at /m.test(out) && !out.includes('node:internal') && !out.includes('PANIC');

@@ -152,6 +152,46 @@ export function spawnProcess(t: ExecutionContext, command: string, args: string[
   };
 }
 
+export interface CliRun {
+  code: number | null;
+  /** stdout and stderr interleaved as they came, then each apart. */
+  out: string;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run the CLI (`rsp --die-with-parent ARGS`) to its end. Resolves on 'close',
+ * when both pipes have been read to the end (on 'exit' the last line may
+ * still be in the pipe); killed after `limitMs`, which the output then says.
+ */
+export function runCli(t: ExecutionContext, args: string[], limitMs = 20000): Promise<CliRun> {
+  const proc = spawn(process.execPath, [RSP, '--die-with-parent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    stdout += c.toString();
+  });
+  proc.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+    stderr += c.toString();
+  });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), limitMs);
+  t.teardown(() => {
+    clearTimeout(timer);
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  return new Promise((resolve) => {
+    proc.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const killed = signal === null ? '' : `[killed by ${signal}]`;
+      resolve({ code, out: out + killed, stdout, stderr: stderr + killed });
+    });
+  });
+}
+
 /** Run `rsp config.lua` (extra CLI args first) and wait for its start line. Listens on 127.0.0.1 unless told otherwise. */
 export async function startRsp(t: ExecutionContext, settings: Record<string, string | number | boolean>, extraArgs: string[] = []): Promise<RunningProcess> {
   const file = tempFile(t, 'rsp.lua', luaConfig({ listenPort: '0', listenAddress: '127.0.0.1', ...settings }));

@@ -3,29 +3,10 @@
 // and no worker starts. The names are asked of a DNS server on 127.0.0.1.
 import test, { type ExecutionContext } from 'ava';
 import { dnsServer as testDnsServer, type DnsServer } from './dnsserver';
-import { spawn } from 'node:child_process';
 import * as net from 'node:net';
-import { listen, RSP, tempFile } from './helpers';
+import { listen, runCli, tempFile } from './helpers';
 
-/** Run `rsp ARGS` to its end (both pipes read), stdout and stderr apart. */
-function run(t: ExecutionContext, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [RSP, '--die-with-parent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 20000);
-  t.teardown(() => {
-    clearTimeout(timer);
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  });
-  return new Promise((resolve) => {
-    proc.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr: signal === null ? stderr : `${stderr}[killed by ${signal}]` });
-    });
-  });
-}
+const run = runCli;
 
 /** The tests' DNS server on 127.0.0.1 (test/dnsserver.ts): one A record for each of `names`, NXDOMAIN for any other name. */
 async function dnsServer(t: ExecutionContext, names: Record<string, string>): Promise<DnsServer> {

@@ -1,9 +1,8 @@
 // Backend pools through the real CLI: balancing, weights, backups, retries
 // past a dead member, active checks, several listeners, and config errors.
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import * as net from 'node:net';
-import { bothModes, listen, refusingPort, RSP, startRsp, tempFile } from './helpers';
+import { bothModes, listen, refusingPort, runCli, startRsp, tempFile } from './helpers';
 import { startRspLua } from './lua';
 
 /** A backend that answers every connection with its name and closes; counts what it served and what is open. */
@@ -51,22 +50,7 @@ function ask(port: number, localAddress?: string, limitMs = 10000): Promise<stri
   });
 }
 
-/** Run the CLI to its end; resolves once all its output is read ('close', not 'exit'). */
-function run(t: ExecutionContext, args: string[], limitMs = 20000): Promise<{ code: number | null; out: string }> {
-  const proc = spawn(process.execPath, [RSP, '--die-with-parent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), limitMs);
-  t.teardown(() => {
-    clearTimeout(timer);
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  });
-  return new Promise((resolve) => proc.on('close', (code) => {
-    clearTimeout(timer);
-    resolve({ code, out });
-  }));
-}
+const run = runCli;
 
 /** rsp with a config written verbatim (tables need Lua, not key = value pairs). */
 const rspWith = startRspLua;
