@@ -12,7 +12,7 @@
 // then checked in TypeScript with the same one-line messages as the globals.
 import { lua } from 'fengari';
 import { isIP } from 'node:net';
-import { BALANCE_METHODS, type BalanceName } from './balancer/pool';
+import { BALANCE_METHODS, DEFAULT_POOL, type BalanceName } from './balancer/pool';
 import type { CheckOptions } from './balancer/checker';
 import { checkKnownNames, ConfigError } from './configcheck';
 
@@ -93,8 +93,7 @@ export interface ListenerConfig {
   acceptProxy: boolean;
 }
 
-/** The pool the C rsp's backendAddress/backendPort form. */
-export const DEFAULT_POOL = 'default';
+export { DEFAULT_POOL } from './balancer/pool';
 
 const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries', 'sendProxy'];
 const MEMBER_KEYS = ['weight', 'backup', 'maxConnections'];

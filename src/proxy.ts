@@ -26,7 +26,7 @@
 // backend connection gets a header before any byte of the client's.
 import type { AccessLog } from './accesslog';
 import type { Member } from './balancer/member';
-import type { Pool } from './balancer/pool';
+import { DEFAULT_POOL, type Pool } from './balancer/pool';
 import { Connection, type ConnectionOwner, type ConnectionSettings } from './connection';
 import type { LimitedLog } from './log';
 import { describePeer, localSockaddr, startConnect } from './netutils';
@@ -44,9 +44,6 @@ const OWN_CAUSES = /^(no backend|idle timeout|stopped|internal error|client gone
 function howItEnded(client: boolean, cause: string): string {
   return OWN_CAUSES.test(cause) ? cause : `${client ? 'client' : 'backend'} ${cause}`;
 }
-
-/** The pool the C rsp's backendAddress/backendPort form (its members are named as the C rsp named its backend). */
-const DEFAULT_POOL = 'default';
 
 /** One listener's counters: plain numbers the proxy bumps and the stats listener reads. */
 export class ListenerStats {

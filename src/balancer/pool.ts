@@ -30,6 +30,9 @@ import { PowerOfTwo } from './random';
 import { RoundRobin } from './roundrobin';
 
 export const BALANCE_METHODS = ['roundrobin', 'leastconn', 'random', 'hash'] as const;
+
+/** The pool the C rsp's backendAddress/backendPort form (its member is named as the C rsp named its backend). */
+export const DEFAULT_POOL = 'default';
 export type BalanceName = (typeof BALANCE_METHODS)[number];
 
 export interface Clock {
