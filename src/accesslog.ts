@@ -6,6 +6,8 @@
 //
 //   combined: 127.0.0.1:53122 [29/Nov/2026:10:00:00 +0000] TCP 0.0.0.0:8000 app 10.0.0.2:8080 in=78 out=1024 time=0.012 end=closed
 //   json:     {"time":"2026-11-29T10:00:00.000Z","client":"127.0.0.1:53122",...,"end":"closed"}
+//   HTTP mode, one line per request:
+//             127.0.0.1:53122 [29/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 0.0.0.0:8080 web 10.0.0.2:8080 in=78 out=1024 time=0.002 end=closed
 import * as libc from '../ffi/libc';
 import { logError } from './log';
 import type { Reactor } from './reactor';
@@ -23,6 +25,9 @@ export interface AccessEntry {
   seconds: number;
   /** closed, client reset, backend reset, no backend, idle timeout, stopped... */
   end: string;
+  /** HTTP mode: the request line ("GET /index.html HTTP/1.1") and the status answered (0: none). */
+  request?: string;
+  status?: number;
 }
 
 /** Beyond this much unwritten (stdout stuck), lines are counted and dropped instead. */
@@ -45,8 +50,12 @@ export function formatEntry(e: AccessEntry, format: 'combined' | 'json', now: Da
   if (format === 'json') {
     return JSON.stringify({
       time: now.toISOString(), client: e.client, listener: e.listener, pool: e.pool, member: e.member,
+      ...(e.request === undefined ? {} : { request: e.request, status: e.status }),
       bytes_in: e.bytesIn, bytes_out: e.bytesOut, duration: Number(e.seconds.toFixed(3)), end: e.end,
     });
+  }
+  if (e.request !== undefined) {
+    return `${e.client} [${timeLocal(now)}] "${e.request.replace(/["\\]/g, '\\$&')}" ${e.status || '-'} ${e.listener} ${e.pool} ${e.member} in=${e.bytesIn} out=${e.bytesOut} time=${e.seconds.toFixed(3)} end=${e.end.replace(/\s+/g, '-')}`;
   }
   return `${e.client} [${timeLocal(now)}] TCP ${e.listener} ${e.pool} ${e.member} in=${e.bytesIn} out=${e.bytesOut} time=${e.seconds.toFixed(3)} end=${e.end.replace(/\s+/g, '-')}`;
 }

@@ -19,7 +19,8 @@
 // EPOLLPRI (registered with EPOLLIN) says a mark is pending, and until a read
 // gets EAGAIN or the end, short reads are not taken as drained or ended.
 //
-// A connection knows nothing of its peer: the owner (proxy.ts) ties two of them.
+// A connection knows nothing of its peer: the owner (proxy.ts, or src/http/
+// session.ts) ties two of them.
 import * as libc from '../ffi/libc';
 import type { Handler, Reactor, Timer } from './reactor';
 import { logError } from './log';
@@ -125,7 +126,8 @@ export class Connection implements Handler {
   constructor(
     private readonly reactor: Reactor,
     readonly fd: number,
-    private readonly owner: ConnectionOwner,
+    /** Who hears of its events; HTTP mode hands a kept-alive backend connection from one client to the next. */
+    public owner: ConnectionOwner,
     private readonly settings: ConnectionSettings,
     connecting = false,
   ) {

@@ -18,6 +18,10 @@ export interface Pairing {
   sendQueuesMoved(): boolean;
   /** Cut it now, with a reset on both sides; `cause` is what the counters record. */
   resetBoth(cause: string): void;
+  /** HTTP mode's own timeouts (request head, keep-alive, first response byte): act on any that ran out by `now`. */
+  expire?(now: number): void;
+  /** The worker drains: end as soon as it can (HTTP: an idle keep-alive client now, a busy one after its response). */
+  drain?(): void;
 }
 
 export class Pairings {
@@ -29,13 +33,20 @@ export class Pairings {
   /** Called once per pairing when it leaves the set before the worker stops (maxConnections counts with it). */
   onRemoved: ((pairing: Pairing) => void) | null = null;
 
+  /** The sweep runs while there are pairings: there is a timeout to watch. */
+  private readonly sweeping: boolean;
+
   constructor(
     private readonly reactor: Reactor,
     /** Milliseconds without progress before a pairing is cut; 0: never. */
     private readonly idleTimeout: number,
+    /** The shortest of the other timeouts pairings watch through expire() (HTTP mode); 0: none. */
+    shortest = 0,
   ) {
     // Cut between `idleTimeout` and `idleTimeout + interval` after the last byte.
-    this.interval = Math.min(5000, Math.max(10, Math.floor(idleTimeout / 4)));
+    const tightest = Math.min(idleTimeout > 0 ? idleTimeout : Infinity, shortest > 0 ? shortest : Infinity);
+    this.sweeping = tightest !== Infinity;
+    this.interval = this.sweeping ? Math.min(5000, Math.max(10, Math.floor(tightest / 4))) : 5000;
   }
 
   get size(): number {
@@ -44,13 +55,18 @@ export class Pairings {
 
   add(pairing: Pairing): void {
     this.live.add(pairing);
-    if (this.idleTimeout > 0 && !this.armed) this.arm();
+    if (this.sweeping && !this.armed) this.arm();
   }
 
   delete(pairing: Pairing): void {
     if (!this.live.delete(pairing)) return;
     if (this.onRemoved !== null) this.onRemoved(pairing);
     if (this.live.size === 0 && this.onEmpty !== null) this.onEmpty();
+  }
+
+  /** Tell every open pairing that the worker drains. */
+  drainAll(): void {
+    for (const pairing of this.live) pairing.drain?.();
   }
 
   /** Reset every open pairing (the worker is stopping). */
@@ -71,6 +87,11 @@ export class Pairings {
     const now = this.reactor.now;
     const limit = now - this.idleTimeout;
     for (const pairing of this.live) {
+      if (pairing.expire !== undefined) {
+        pairing.expire(now);
+        if (!this.live.has(pairing)) continue;
+      }
+      if (this.idleTimeout === 0) continue;
       // Quiet since the last sweep: a slow reader may still be taking bytes
       // out of the socket buffers (one ioctl per side, only for these).
       if (pairing.lastActive() < now - this.interval && pairing.sendQueuesMoved()) continue;

@@ -556,6 +556,57 @@ export abstract class Head {
     return [f[k * 4], f[k * 4 + 1], f[k * 4 + 2], f[k * 4 + 3]];
   }
 
+  /** True when field k's name is `lowerName` (lower-case), in any case; allocates nothing. */
+  nameIs(k: number, lowerName: string): boolean {
+    return equalsIgnoreCase(this.d, this.fields[k * 4], this.fields[k * 4 + 1], lowerName);
+  }
+
+  /** Where field k's line starts in `bytes` (its name). */
+  fieldStart(k: number): number {
+    return this.fields[k * 4];
+  }
+
+  /** Where field k's value ends in `bytes` (trailing whitespace left out). */
+  fieldEnd(k: number): number {
+    return this.fields[k * 4 + 3];
+  }
+
+  /** Where field k's value starts in `bytes`. */
+  valueOffset(k: number): number {
+    return this.fields[k * 4 + 2];
+  }
+
+  /** Where the first line ends in `bytes` (at its CR). */
+  get firstLineEnd(): number {
+    const d = this.d;
+    let i = 0;
+    while (d[i] !== CR) i++;
+    return i;
+  }
+
+  /** A Connection field lists field k's name (RFC 9110 §7.6.1: then it is hop-by-hop too). Allocates nothing. */
+  listedInConnection(k: number): boolean {
+    const d = this.d;
+    const f = this.fields;
+    const ns = f[k * 4];
+    const ne = f[k * 4 + 1];
+    for (let c = this.indexOf('connection'); c >= 0; c = this.indexOf('connection', c + 1)) {
+      let i = f[c * 4 + 2];
+      const e = f[c * 4 + 3];
+      while (i < e) {
+        while (i < e && (d[i] === 0x2c || d[i] === SP || d[i] === HTAB)) i++;
+        const ts = i;
+        while (i < e && d[i] !== 0x2c && d[i] !== SP && d[i] !== HTAB) i++;
+        if (i - ts === ne - ns) {
+          let same = true;
+          for (let j = 0; j < i - ts && same; j++) same = LOWER[d[ts + j]] === LOWER[d[ns + j]];
+          if (same) return true;
+        }
+      }
+    }
+    return false;
+  }
+
   /** Index of the first field named `lowerName` (lower-case), from `from`; -1 when none. */
   indexOf(lowerName: string, from = 0): number {
     const d = this.d;

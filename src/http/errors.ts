@@ -1,0 +1,37 @@
+// The answers rsp gives itself: a status line, a small plain-text body and
+// `Connection: close` (after an error the connection's state is not to be
+// trusted, so it ends with this answer). Built once per status and reused.
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  408: 'Request Timeout', 410: 'Gone', 413: 'Content Too Large', 414: 'URI Too Long', 421: 'Misdirected Request',
+  429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 451: 'Unavailable For Legal Reasons',
+  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable',
+  504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',
+};
+
+/** The reason phrase for `status` ("" for one rsp has no name for: the status line allows an empty reason). */
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? '';
+}
+
+const built = new Map<string, Buffer>();
+
+/**
+ * The whole response for `status`, closing the connection. `head`: the
+ * request was HEAD, so the body is announced but not sent (RFC 9110 §9.3.2).
+ */
+export function errorResponse(status: number, head = false): Buffer {
+  const key = head ? `${status} head` : `${status}`;
+  let bytes = built.get(key);
+  if (bytes === undefined) {
+    const reason = reasonPhrase(status);
+    const body = status >= 200 && status !== 204 && status !== 304 ? `${status} ${reason}\n` : '';
+    bytes = Buffer.from(
+      `HTTP/1.1 ${status} ${reason}\r\nServer: rsp\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+      'latin1',
+    );
+    built.set(key, bytes);
+  }
+  return bytes;
+}

@@ -1,0 +1,108 @@
+// Kept-alive backend connections (nginx's `keepalive N` in an upstream block,
+// HAProxy's http-reuse): when a response is complete and both sides allow it,
+// the backend connection is parked here instead of being closed, and the next
+// request for the same member takes it back, saving a connect (and the
+// backend an accept) per request.
+//
+// A parked connection keeps reading, so that a backend closing it (its own
+// keep-alive timeout) is seen at once and the fd is closed: anything it sends
+// while parked is not an answer to any request, so that closes it too. The
+// newest parked connection is taken first (it is the least likely to have
+// been closed by the backend meanwhile); at most `keep` per member are
+// parked, and one parked longer than `timeout` ms is closed by a sweep that
+// runs only while something is parked.
+import type { Member } from '../balancer/member';
+import type { Connection, ConnectionOwner } from '../connection';
+import type { Reactor } from '../reactor';
+import { trace } from '../trace';
+
+export class Upstreams implements ConnectionOwner {
+  private readonly parked = new Map<Member, Connection[]>();
+  /** Where each parked connection sits (its member), for onClose. */
+  private readonly memberOf = new Map<Connection, Member>();
+  private armed = false;
+  private readonly interval: number;
+
+  constructor(
+    private readonly reactor: Reactor,
+    /** Parked connections kept per member; 0: none (every response closes its connection). */
+    readonly keep: number,
+    /** Milliseconds a parked connection is kept. */
+    private readonly timeout: number,
+  ) {
+    this.interval = Math.min(5000, Math.max(10, Math.floor(timeout / 4)));
+  }
+
+  get size(): number {
+    return this.memberOf.size;
+  }
+
+  /** A parked connection to `member`, now owned by `owner`; null when there is none. */
+  take(member: Member, owner: ConnectionOwner): Connection | null {
+    const list = this.parked.get(member);
+    if (list === undefined || list.length === 0) return null;
+    const conn = list.pop()!;
+    this.memberOf.delete(conn);
+    conn.owner = owner;
+    if (trace.on) trace.line(2, `reusing kept-alive fd ${conn.fd} to ${member.name}`);
+    return conn;
+  }
+
+  /** Park `conn` (its response is complete); closed instead when `member` already has `keep` parked or has left the pool. */
+  park(member: Member, conn: Connection): void {
+    let list = this.parked.get(member);
+    if (list === undefined) {
+      list = [];
+      this.parked.set(member, list);
+    }
+    if (list.length >= this.keep || !member.inPool || conn.isClosed) {
+      conn.close();
+      return;
+    }
+    conn.owner = this;
+    list.push(conn);
+    this.memberOf.set(conn, member);
+    if (trace.on) trace.line(2, `fd ${conn.fd} kept alive for the next request to ${member.name}`);
+    if (!this.armed && this.timeout > 0) {
+      this.armed = true;
+      this.reactor.after(this.interval, () => this.sweep());
+    }
+  }
+
+  /** Close every parked connection (the worker is stopping or draining). */
+  closeAll(): void {
+    for (const conn of [...this.memberOf.keys()]) conn.close();
+  }
+
+  onConnect(_conn: Connection): void {}
+
+  onData(conn: Connection, _data: Buffer, _length: number): void {
+    // Bytes nobody asked for: the connection's state is unknown, so it goes.
+    conn.resetNow('unexpected bytes');
+  }
+
+  onEnd(conn: Connection): void {
+    conn.close();
+  }
+
+  onDrain(_conn: Connection): void {}
+
+  onClose(conn: Connection, _cause: string): void {
+    const member = this.memberOf.get(conn);
+    if (member === undefined) return;
+    this.memberOf.delete(conn);
+    const list = this.parked.get(member)!;
+    const i = list.indexOf(conn);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  private sweep(): void {
+    this.armed = false;
+    const limit = this.reactor.now - this.timeout;
+    for (const conn of [...this.memberOf.keys()]) if (conn.lastActive < limit) conn.close();
+    if (this.memberOf.size > 0) {
+      this.armed = true;
+      this.reactor.after(this.interval, () => this.sweep());
+    }
+  }
+}
