@@ -20,6 +20,7 @@ acceptProxy = false        -- true: each connection starts with a PROXY protocol
 --     maxFails = 1, failTimeout = 10000, retries = 2, slowStart = 0,
 --     check = { interval = 2000, timeout = 1000, rise = 2, fall = 3 },  -- add http = "/health" for an HTTP check
 --     sendProxy = "v2",          -- or "v1": a PROXY protocol header to each member first (off when not set)
+--     keepalive = 32, keepaliveTimeout = 60000,  -- HTTP mode: idle upstream connections kept per member, and for how long
 --   },
 --   db = { "[::1]:5432" },
 -- }
@@ -28,6 +29,7 @@ acceptProxy = false        -- true: each connection starts with a PROXY protocol
 --   { port = "8000", address = "0.0.0.0", backend = "app" },
 --   { port = "5433", backend = "db", maxConnections = 100 },  -- this listener's own limit; 0: none
 --   { port = "5434", backend = "db", acceptProxy = true },    -- behind an L4 balancer that sends PROXY headers
+--   { port = "80", mode = "http" },                           -- HTTP mode on this listener only
 -- }
 
 triggerMode = "level"      -- or "edge"
@@ -46,6 +48,26 @@ accessLog = ""             -- a file ("/var/log/rsp/access.log"), "-" for stdout
 accessLogFormat = "combined"  -- or "json"
 -- stats = { listen = "127.0.0.1:8404" }   -- /stats, /metrics, /healthz, / (keep it private)
 maxConnections = 0         -- clients at once; 0: from the open-files limit, (soft - 64 - listeners - members) / 2
+
+-- HTTP mode (docs/http.md): rsp reads each request and routes it by Host.
+mode = "tcp"               -- or "http"; per listener too (see listeners)
+-- routes = {                 -- by Host: exact, then the longest wildcard, then default
+--   ["example.com"] = "app",
+--   ["*.api.example.com"] = "db",
+--   default = "app",           -- without it (and with several pools) an unknown host gets 404
+-- }
+-- limits = { requestLine = 8192, headerBytes = 32768, headers = 100, body = 0 }  -- body 0: no limit
+-- trustedProxies = { "10.0.0.0/8", "::1/128" }  -- whose X-Forwarded-For is kept (appended to)
+xForwarded = true          -- set X-Forwarded-Proto and X-Forwarded-Host
+requestHeadTimeout = 10000 -- ms for a whole request head, else 408; 0: no limit
+keepAliveTimeout = 60000   -- ms an idle keep-alive client connection is kept; 0: no limit
+backendTimeout = 60000     -- ms to the backend's first response byte, else 504; 0: no limit
+-- Called for each request before routes, in each worker (the file runs again there):
+-- function route(req)
+--   if req.headers["x-canary"] then return "db" end   -- a pool
+--   if req.path == "/admin" then return 403 end       -- a status to answer
+--   return nil                                        -- nil: go by routes
+-- end
 
 -- Knobs for experimenting with epoll; the defaults are the safe choices.
 trace = false

@@ -14,7 +14,8 @@ import * as os from 'node:os';
 import { lauxlib, lua, lualib, to_luastring } from 'fengari';
 import { checkKnownNames, ConfigError } from './configcheck';
 import { expandNames, type NamedMember } from './dns';
-import { DEFAULT_POOL, isTable, parseHostPort, parseListeners, parsePools, poolFor, readLuaValue, singlePool, type ListenerConfig, type LuaValue, type MemberConfig, type PoolConfig } from './pools';
+import { resolve as resolvePath } from 'node:path';
+import { DEFAULT_POOL, isTable, parseHostPort, parseLimits, parseListeners, parsePools, parseRoutes, parseTrustedProxies, poolFor, readLuaValue, singlePool, type HttpLimits, type ListenerConfig, type ListenerMode, type LuaValue, type MemberConfig, type PoolConfig, type RoutesConfig } from './pools';
 
 export type TriggerMode = 'level' | 'edge';
 
@@ -59,10 +60,31 @@ export interface Config {
   stats: { address: string; port: number } | null;
   /** Members given by name, each now one member per address; followed in DNS by src/dns.ts. */
   names: NamedMember[];
+
+  // HTTP mode (docs/http.md)
+  /** The listeners' mode unless one says its own (ListenerConfig.mode is the one to use). */
+  mode: ListenerMode;
+  /** Host -> pool for HTTP listeners, or null: each HTTP listener sends to its `backend`. */
+  routes: RoutesConfig | null;
+  /** The config defines `route(req)`: each worker loads it with LuaRoute.load(configPath). */
+  routeHook: boolean;
+  /** The config file's absolute path (a worker runs it again for `route`). */
+  configPath: string;
+  limits: HttpLimits;
+  /** CIDRs ("10.0.0.0/8") whose X-Forwarded-For is kept and appended to; from anyone else it is replaced. */
+  trustedProxies: string[];
+  /** Set X-Forwarded-Proto and X-Forwarded-Host (X-Forwarded-For is always set). */
+  xForwarded: boolean;
+  /** ms for a client's request head to arrive whole (else 408); 0: no limit. */
+  requestHeadTimeout: number;
+  /** ms an idle keep-alive client connection is kept; 0: no limit. */
+  keepAliveTimeout: number;
+  /** ms for the backend's first response byte (else 504); 0: no limit. */
+  backendTimeout: number;
 }
 
 export { ConfigError, checkKnownNames, didYouMean } from './configcheck';
-export type { ListenerConfig, MemberConfig, PoolConfig } from './pools';
+export type { HttpLimits, ListenerConfig, ListenerMode, MemberConfig, PoolConfig, RoutesConfig } from './pools';
 
 type Kind =
   | { type: 'table'; example: string }
@@ -98,9 +120,9 @@ export const OPTIONS: Option[] = [
   { name: 'listenAddress', kind: { type: 'host' }, default: '0.0.0.0', doc: 'Address to listen on. "::" listens on IPv6 and IPv4; "::1" or "127.0.0.1" on loopback only.' },
   { name: 'backendAddress', kind: { type: 'host' }, unless: 'backends', doc: 'Backend host: an IPv4 or IPv6 address, or a name (one member per address it has, followed in DNS: see resolveInterval). Must not be rsp\'s own listener. With backendPort, a pool of one member (named "default"); not with `backends`.' },
   { name: 'backendPort', kind: { type: 'port', min: 1 }, unless: 'backends', doc: 'Backend port (1-65535).' },
-  { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; a name becomes one member per address, followed in DNS: see resolveInterval) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect), sendProxy = "v1" or "v2" (a PROXY protocol header to each member before the client\'s bytes). See docs/balancing.md.' },
+  { name: 'backends', kind: { type: 'table', example: '{ app = { "10.0.0.1:8080", { "10.0.0.2:8080", weight = 3 }, balance = "leastconn" } }' }, doc: 'Pools of backends by name. Each is a list of members - "host:port" ("[::1]:5432" for IPv6; a name becomes one member per address, followed in DNS: see resolveInterval) or { "host:port", weight = 1, backup = false, maxConnections = 0 } - and options: balance = "roundrobin", "leastconn", "random" or "hash" (by client address), maxFails = 1 and failTimeout = 10000 (that many failed connects within failTimeout ms take a member out for failTimeout ms), retries = 2 (other members tried after a failed connect), slowStart = 0 (ms to ramp a member up to its weight), check = { interval = 2000, timeout = 1000, rise = 2, fall = 3, http = "/health" } (active checks; without http a TCP connect), sendProxy = "v1" or "v2" (a PROXY protocol header to each member before the client\'s bytes), and in HTTP mode keepalive = 32 (idle connections kept per member for the next requests; 0: none) and keepaliveTimeout = 60000 (ms an idle one is kept). See docs/balancing.md.' },
   { name: 'backend', kind: { type: 'name' }, default: '', doc: 'The pool listenPort\'s listener sends to; needed only when `backends` has several.' },
-  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app", maxConnections = 0 } (address defaults to "0.0.0.0"; backend may be left out when there is one pool; maxConnections: the most clients of this listener at once, 0 for only the global maxConnections; acceptProxy = true: see acceptProxy).' },
+  { name: 'listeners', kind: { type: 'table', example: '{ { port = "8000", address = "0.0.0.0", backend = "app" } }' }, doc: 'Several listeners instead of listenPort/listenAddress: a list of { port = "8000", address = "0.0.0.0", backend = "app", maxConnections = 0 } (address defaults to "0.0.0.0"; backend may be left out when there is one pool; maxConnections: the most clients of this listener at once, 0 for only the global maxConnections; acceptProxy = true: see acceptProxy; mode = "http": see mode).' },
   { name: 'acceptProxy', kind: { type: 'bool' }, default: false, doc: 'Every connection to listenPort must start with a PROXY protocol header (v1 or v2, as HAProxy\'s send-proxy and nginx\'s proxy_protocol send it); the client address in it is the one rsp logs and hashes on. A connection without a valid one is reset. With `listeners`, say it per listener: { port = "8000", acceptProxy = true }.' },
   { name: 'resolver', kind: { type: 'resolver' }, default: '', doc: 'DNS server that resolves the names in listenAddress (at start-up), backendAddress and backends (at start-up and every resolveInterval), as "address" or "address:port" ("[::1]:53" for IPv6; port 53 if not given); then /etc/hosts is not read. "": the system resolver (getaddrinfo).' },
   { name: 'resolveInterval', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 5000, doc: 'Milliseconds between lookups of the backend members given by name: each becomes one member per A/AAAA record, new addresses join the pool and vanished ones leave it once their connections end; a failing lookup keeps the last good answer (one line per episode). Members given as IP addresses are never resolved. 0: resolve once, at start-up.' },
@@ -153,9 +175,17 @@ export const OPTIONS: Option[] = [
   { name: 'accessLogFormat', kind: { type: 'enum', values: ['combined', 'json'] }, default: 'combined', doc: '"combined": one text line in the spirit of nginx\'s log formats; "json": one JSON object per line (for Loki, Elasticsearch).' },
   { name: 'stats', kind: { type: 'table', example: '{ listen = "127.0.0.1:8404" }' }, doc: 'A listener that serves rsp\'s state over HTTP: /stats (JSON), /metrics (Prometheus text format), /healthz (200 while serving) and / (an HTML status page). Keep it on loopback or a private address.' },
   { name: 'maxConnections', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 0, doc: 'Most clients connected at once, counted from accept to the last close of the client and its backend. At the limit rsp stops accepting (the listeners leave the epoll set) and new clients wait in the listen backlog until one leaves; one line is logged when it is reached and one when accepting again. 0: derived from the open-files limit, which rsp raises to the hard limit at start-up: (soft limit - 64 - listeners - pool members) / 2, as every client costs a backend socket too. A listener can have its own limit too: `listeners = { { port = "8000", maxConnections = 100 } }`. See "Running rsp on a server".' },
+  { name: 'mode', kind: { type: 'enum', values: ['tcp', 'http'] }, default: 'tcp', doc: '"tcp": the bytes of each client go to one backend connection, unread. "http": rsp reads each HTTP/1.1 request, routes it (routes, route), and forwards it over a kept-alive backend connection. Per listener too: listeners = { { port = "80", mode = "http" } }. See docs/http.md.' },
+  { name: 'routes', kind: { type: 'table', example: '{ ["example.com"] = "web", ["*.api.example.com"] = "api", default = "web" }' }, doc: 'HTTP mode: the pool of each request by its host (Host, or the authority of an absolute URI; port, case and a trailing dot ignored). An exact host first, then the longest matching wildcard ("*.example.com" matches a.example.com and a.b.example.com, not example.com), then default; without default, the only pool when backends has one, else a host no route names is answered 404. Without routes, an HTTP listener sends every request to its backend.' },
+  { name: 'limits', kind: { type: 'table', example: '{ requestLine = 8192, headerBytes = 32768, headers = 100, body = 0 }' }, doc: 'HTTP mode: the most bytes of a request line (else 414), of the header fields (else 431), the most header fields (else 431), and the most bytes of a request body (else 413; 0: no limit). Each may be left out: these are the defaults.' },
+  { name: 'trustedProxies', kind: { type: 'table', example: '{ "10.0.0.0/8", "::1/128", "127.0.0.1" }' }, doc: 'HTTP mode: the clients (CIDRs, IPv4 or IPv6; an address alone is one host) whose X-Forwarded-For rsp keeps and appends the client address to; from any other client it is replaced, so nobody can forge an address into the backend\'s logs. None by default.' },
+  { name: 'xForwarded', kind: { type: 'bool' }, default: true, doc: 'HTTP mode: set X-Forwarded-Proto and X-Forwarded-Host on each request (X-Forwarded-For is always set: see trustedProxies).' },
+  { name: 'requestHeadTimeout', kind: { type: 'int', min: 0, max: 3_600_000 }, default: 10_000, doc: 'HTTP mode: milliseconds a client has to send a whole request head, from its first byte (else 408 and the connection is closed; nginx\'s client_header_timeout). 0: no limit.' },
+  { name: 'keepAliveTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 60_000, doc: 'HTTP mode: milliseconds an idle keep-alive client connection (between requests) is kept open. 0: no limit (idleTimeout still applies).' },
+  { name: 'backendTimeout', kind: { type: 'int', min: 0, max: 86_400_000 }, default: 60_000, doc: 'HTTP mode: milliseconds from a request sent to the backend to its first response byte (else 504; nginx\'s proxy_read_timeout). 0: no limit.' },
 ];
 
-/** Globals that are not options but that later versions read (the HTTP routing function). */
+/** Globals that are not options: the HTTP routing function route(req) (src/http/luaroute.ts). */
 export const RESERVED_GLOBALS = ['route'];
 
 /** How long a config may run: a config that never finishes must not hang start-up. */
@@ -352,8 +382,12 @@ function runBounded(L: State): { status: number; finished: boolean } {
   return { status, finished };
 }
 
-/** Run the Lua file and return every option it set, validated, with defaults filled in. */
-export function parseConfig(path: string): Config {
+/**
+ * Run a config file in a fresh Lua state with the protections every run gets
+ * (no os.exit, a time limit, a byte order mark skipped) and return the state.
+ * parseConfig reads its globals; each worker runs the file again for `route`.
+ */
+export function runConfigFile(path: string): { L: State; source: Buffer } {
   let source: Buffer;
   try {
     source = fs.readFileSync(path);
@@ -376,6 +410,12 @@ export function parseConfig(path: string): Config {
     const type = lua.lua_type(L, -1);
     throw new ConfigError(type === lua.LUA_TSTRING || type === lua.LUA_TNUMBER ? lua.lua_tojsstring(L, -1) : 'the config raised an error');
   }
+  return { L, source };
+}
+
+/** Run the Lua file and return every option it set, validated, with defaults filled in. */
+export function parseConfig(path: string): Config {
+  const { L, source } = runConfigFile(path);
 
   // Unknown names first: `listenport = "8000"` is a typo, not a missing listenPort.
   const standard = globalsOfAFreshState();
@@ -408,7 +448,14 @@ export function parseConfig(path: string): Config {
   }
 
   const result = config as unknown as Config;
+  result.configPath = resolvePath(path);
+  const route = readGlobal(L, 'route');
+  if (route.type !== 'nil' && !(route.type === 'other' && route.name === 'function')) {
+    throw new ConfigError(`route must be a function (function route(req) ... end), got ${describe(route)}`);
+  }
+  result.routeHook = route.type !== 'nil';
   topology(result, given, tables);
+  http(result, tables);
   if (result.lowWaterMark >= result.highWaterMark && !given.has('lowWaterMark')) {
     // Only highWaterMark was set, at or below the default low-water mark.
     result.lowWaterMark = Math.floor(result.highWaterMark / 4);
@@ -468,11 +515,31 @@ function topology(config: Config, given: Set<string>, tables: Map<string, LuaVal
   if (listeners !== undefined) {
     const both = ['listenPort', 'listenAddress', 'backend', 'acceptProxy'].filter((n) => given.has(n));
     if (both.length > 0) throw new ConfigError(`${both.join(' and ')} and listeners both set: with listeners, each one says its port, address and backend`);
-    config.listeners = parseListeners(listeners, '0.0.0.0').map((l, i) => ({ ...l, backend: poolFor(`listeners[${i + 1}]`, l.backend, config.pools) }));
-  } else {
-    config.listeners = [{ address: config.listenAddress, port: config.listenPort, backend: poolFor('backend', config.backend || null, config.pools), maxConnections: 0, acceptProxy: config.acceptProxy }];
   }
+  const parsed = listeners !== undefined
+    ? parseListeners(listeners, '0.0.0.0').map((l, i) => ({ ...l, mode: l.mode ?? config.mode, where: `listeners[${i + 1}]` }))
+    : [{ address: config.listenAddress, port: config.listenPort, backend: config.backend || null, maxConnections: 0, acceptProxy: config.acceptProxy, mode: config.mode, where: 'backend' }];
+  if (!parsed.some((l) => l.mode === 'http')) {
+    const set = [config.routeHook ? 'route' : '', tables.has('routes') ? 'routes' : ''].filter((n) => n !== '');
+    if (set.length > 0) throw new ConfigError(`${set.join(' and ')} set, but no listener is in HTTP mode: add mode = "http" (globally, or to a listener in listeners)`);
+  }
+  // An HTTP listener with routes goes by the routes: its backend is their default ("" for none: 404).
+  const routes = tables.has('routes') ? parseRoutes(tables.get('routes')!, config.pools) : null;
+  config.routes = routes;
+  config.listeners = parsed.map(({ where, ...l }) => {
+    if (l.mode !== 'http' || routes === null) return { ...l, backend: poolFor(where, l.backend, config.pools) };
+    if (l.backend !== null) {
+      throw new ConfigError(`${where === 'backend' ? where : `${where}.backend`} and routes both set: an HTTP listener sends each request where routes say (routes.default for the other hosts)`);
+    }
+    return { ...l, backend: routes.default ?? '' };
+  });
   config.names = []; // filled by loadConfig
+}
+
+/** HTTP mode's other tables. */
+function http(config: Config, tables: Map<string, LuaValue>): void {
+  config.limits = parseLimits(tables.get('limits'));
+  config.trustedProxies = parseTrustedProxies(tables.get('trustedProxies'));
 }
 
 // ---- start-up resolution -------------------------------------------------

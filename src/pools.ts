@@ -8,13 +8,17 @@
 //   }
 //   listeners = { { port = "8000", backend = "app" }, { port = "5433", backend = "db", acceptProxy = true } }
 //
+// and HTTP mode's tables: routes (Host -> pool), limits, trustedProxies.
+//
 // Lua tables are walked raw (lua_next: no metamethod runs) into LuaValue,
 // then checked in TypeScript with the same one-line messages as the globals.
 import { lua } from 'fengari';
 import { isIP } from 'node:net';
 import { BALANCE_METHODS, DEFAULT_POOL, type BalanceName } from './balancer/pool';
 import type { CheckOptions } from './balancer/checker';
-import { checkKnownNames, ConfigError } from './configcheck';
+import { checkKnownNames, ConfigError, didYouMean } from './configcheck';
+import { DEFAULT_LIMITS } from './http/head';
+import { formatCidr, parseCidr } from './http/trusted';
 
 /** A Lua value as plain data. */
 export type LuaValue = string | number | boolean | LuaTable | { other: string };
@@ -80,25 +84,38 @@ export interface PoolConfig {
   check: CheckOptions | null;
   /** Send a PROXY protocol header to each member before the client's bytes (null: don't). */
   sendProxy: 'v1' | 'v2' | null;
+  /** HTTP mode: idle upstream connections kept per member (nginx's `keepalive`); 0: none, each request connects. */
+  keepalive: number;
+  /** HTTP mode: ms an idle upstream connection is kept before rsp closes it. */
+  keepaliveTimeout: number;
 }
 
 export interface ListenerConfig {
   address: string;
   port: number;
-  /** The pool it sends to. */
+  /** The pool it sends to. An HTTP listener with `routes` goes by the routes instead: then this is routes' default, or "" when there is none. */
   backend: string;
   /** Most connections open at once through this listener; 0: only the global maxConnections. */
   maxConnections: number;
   /** Every connection starts with a PROXY protocol header naming the real client. */
   acceptProxy: boolean;
+  /** "tcp": bytes paired with a backend; "http": each request parsed and routed (its own, else the global `mode`). */
+  mode: ListenerMode;
 }
+
+export type ListenerMode = 'tcp' | 'http';
+export const LISTENER_MODES: readonly ListenerMode[] = ['tcp', 'http'];
 
 export { DEFAULT_POOL } from './balancer/pool';
 
-const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries', 'sendProxy'];
+const POOL_KEYS = ['balance', 'check', 'maxFails', 'failTimeout', 'slowStart', 'retries', 'sendProxy', 'keepalive', 'keepaliveTimeout'];
 const MEMBER_KEYS = ['weight', 'backup', 'maxConnections'];
 const CHECK_KEYS = ['interval', 'timeout', 'rise', 'fall', 'http'];
-const LISTENER_KEYS = ['port', 'address', 'backend', 'maxConnections', 'acceptProxy'];
+const LISTENER_KEYS = ['port', 'address', 'backend', 'maxConnections', 'acceptProxy', 'mode'];
+
+/** A pool's upstream keep-alive when it does not say (nginx's `keepalive 32`, HAProxy's idle pool). */
+export const DEFAULT_KEEPALIVE = 32;
+export const DEFAULT_KEEPALIVE_TIMEOUT = 60_000;
 
 function describe(v: LuaValue | undefined): string {
   if (v === undefined) return 'nothing';
@@ -208,6 +225,8 @@ function pool(name: string, v: LuaValue): PoolConfig {
     retries: integer(`${where}.retries`, v.keys.get('retries'), 0, 100, 2),
     check: check(`${where}.check`, v.keys.get('check')),
     sendProxy: sendProxy(`${where}.sendProxy`, v.keys.get('sendProxy')),
+    keepalive: integer(`${where}.keepalive`, v.keys.get('keepalive'), 0, 100_000, DEFAULT_KEEPALIVE),
+    keepaliveTimeout: integer(`${where}.keepaliveTimeout`, v.keys.get('keepaliveTimeout'), 1, 86_400_000, DEFAULT_KEEPALIVE_TIMEOUT),
   };
 }
 
@@ -232,11 +251,13 @@ export function singlePool(host: string, backendPort: number): PoolConfig {
     retries: 2,
     check: null,
     sendProxy: null,
+    keepalive: DEFAULT_KEEPALIVE,
+    keepaliveTimeout: DEFAULT_KEEPALIVE_TIMEOUT,
   };
 }
 
 /** `listeners = { { port = "8000", address = "0.0.0.0", backend = "app" }, ... }` */
-export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null; maxConnections: number; acceptProxy: boolean }[] {
+export function parseListeners(v: LuaValue, defaultAddress: string): { address: string; port: number; backend: string | null; maxConnections: number; acceptProxy: boolean; mode: ListenerMode | null }[] {
   if (!isTable(v) || v.keys.size > 0 || v.list.length === 0) {
     throw new ConfigError(`listeners must be a list like { { port = "8000", backend = "app" } }, got ${describe(v)}`);
   }
@@ -252,7 +273,9 @@ export function parseListeners(v: LuaValue, defaultAddress: string): { address: 
     const maxConnections = integer(`${where}.maxConnections`, l.keys.get('maxConnections'), 0, 10_000_000, 0);
     const acceptProxy = l.keys.get('acceptProxy') ?? false;
     if (typeof acceptProxy !== 'boolean') throw new ConfigError(`${where}.acceptProxy must be true or false, got ${describe(acceptProxy)}`);
-    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null, maxConnections, acceptProxy };
+    const mode = l.keys.get('mode');
+    if (mode !== undefined && !LISTENER_MODES.includes(mode as ListenerMode)) throw new ConfigError(`${where}.mode must be "tcp" or "http", got ${describe(mode)}`);
+    return { address: address.trim(), port: port(`${where}.port`, l.keys.get('port')), backend: backend ?? null, maxConnections, acceptProxy, mode: (mode as ListenerMode | undefined) ?? null };
   });
 }
 
@@ -267,4 +290,114 @@ export function poolFor(where: string, named: string | null, pools: PoolConfig[]
   }
   if (pools.length === 1) return pools[0].name;
   throw new ConfigError(`${where}: say which pool it sends to (backend = "${pools[0].name}"): backends defines ${pools.length}`);
+}
+
+// ---- HTTP mode's tables ----------------------------------------------------
+
+/** `routes`: Host to pool. Hosts lower-case without a trailing dot; a wildcard as its suffix with the dot (".api.example.com"). */
+export interface RoutesConfig {
+  exact: [string, string][];
+  wildcard: [string, string][];
+  /** The pool of a host no route names; null: such a request is answered 404. */
+  default: string | null;
+}
+
+/** HTTP mode's limits on a request (limits = { ... }). */
+export interface HttpLimits {
+  /** Bytes of the request line, without its CRLF (else 414). */
+  requestLine: number;
+  /** Bytes of the header field section (else 431). */
+  headerBytes: number;
+  /** Header field lines (else 431). */
+  headers: number;
+  /** Bytes of a request body (else 413); 0: no limit. */
+  body: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({ ...DEFAULT_LIMITS, body: 0 });
+
+const LIMIT_RANGES: Record<keyof HttpLimits, [number, number]> = {
+  requestLine: [64, 1 << 20],
+  headerBytes: [256, 1 << 20],
+  headers: [1, 10_000],
+  body: [0, 2 ** 50],
+};
+
+/** A DNS name: labels of letters, digits, "-" and "_" (internal names have them), at most 63 bytes each, 253 in all. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+
+/** A route's host as the router compares it: lower-case, no trailing dot, an IPv6 address without brackets; null if it is not a host. */
+function routeHost(text: string): string | null {
+  let host = text.trim().toLowerCase();
+  if (host.startsWith('[') && host.endsWith(']')) return isIP(host.slice(1, -1)) === 6 ? host.slice(1, -1) : null;
+  if (isIP(host) !== 0) return host;
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  return HOST_NAME.test(host) ? host : null;
+}
+
+/** The pool a route names, which must be one of `backends`. */
+function routePool(where: string, v: LuaValue | undefined, pools: PoolConfig[]): string {
+  const names = pools.map((p) => p.name);
+  if (typeof v !== 'string') throw new ConfigError(`${where} must be a pool name (a string), got ${describe(v)}`);
+  if (names.includes(v)) return v;
+  const suggestion = didYouMean(v, names);
+  const hint = suggestion === undefined ? `pools: ${names.join(', ')}` : `did you mean ${suggestion}?`;
+  throw new ConfigError(`${where} names pool ${JSON.stringify(v)}, which backends does not define (${hint})`);
+}
+
+/**
+ * `routes = { ["example.com"] = "web", ["*.api.example.com"] = "api", default = "web" }`.
+ * Without `default`, the one pool when there is only one, else none (404).
+ */
+export function parseRoutes(v: LuaValue, pools: PoolConfig[]): RoutesConfig {
+  const example = '{ ["example.com"] = "web", ["*.api.example.com"] = "api", default = "web" }';
+  if (!isTable(v) || v.list.length > 0) throw new ConfigError(`routes must be a table of host = pool like ${example}, got ${isTable(v) ? 'a list' : describe(v)}`);
+  const exact: [string, string][] = [];
+  const wildcard: [string, string][] = [];
+  const seen = new Map<string, string>();
+  for (const [key, value] of v.keys) {
+    if (key === 'default') continue;
+    const where = `routes[${JSON.stringify(key)}]`;
+    const isWildcard = key.trim().startsWith('*.');
+    const host = routeHost(isWildcard ? key.trim().slice(2) : key);
+    if (host === null || (isWildcard && isIP(host) !== 0)) {
+      throw new ConfigError(`${where}: ${JSON.stringify(key)} is not a host name, IP address or wildcard like "*.example.com"`);
+    }
+    const normal = isWildcard ? `*.${host}` : host;
+    const earlier = seen.get(normal);
+    if (earlier !== undefined) throw new ConfigError(`${where}: the same host as routes[${JSON.stringify(earlier)}] (hosts are compared without case and trailing dot)`);
+    seen.set(normal, key);
+    const pool = routePool(where, value, pools);
+    if (isWildcard) wildcard.push([`.${host}`, pool]);
+    else exact.push([host, pool]);
+  }
+  const named = v.keys.get('default');
+  const fallback = named !== undefined ? routePool('routes.default', named, pools) : pools.length === 1 ? pools[0].name : null;
+  // Longest suffix first: the router takes the first that matches.
+  wildcard.sort((a, b) => b[0].length - a[0].length || (a[0] < b[0] ? -1 : 1));
+  return { exact, wildcard, default: fallback };
+}
+
+/** `limits = { requestLine = 8192, headerBytes = 32768, headers = 100, body = 0 }`: each optional. */
+export function parseLimits(v: LuaValue | undefined): HttpLimits {
+  if (v === undefined) return { ...DEFAULT_HTTP_LIMITS };
+  if (!isTable(v) || v.list.length > 0) throw new ConfigError(`limits must be a table like { requestLine = 8192, headerBytes = 32768, headers = 100, body = 0 }, got ${isTable(v) ? 'a list' : describe(v)}`);
+  const names = Object.keys(LIMIT_RANGES) as (keyof HttpLimits)[];
+  checkKnownNames([...v.keys.keys()], names, { prefix: 'limits.' });
+  const out = { ...DEFAULT_HTTP_LIMITS };
+  for (const name of names) out[name] = integer(`limits.${name}`, v.keys.get(name), LIMIT_RANGES[name][0], LIMIT_RANGES[name][1], DEFAULT_HTTP_LIMITS[name]);
+  return out;
+}
+
+/** `trustedProxies = { "10.0.0.0/8", "::1/128", "127.0.0.1" }` into CIDRs in one spelling. */
+export function parseTrustedProxies(v: LuaValue | undefined): string[] {
+  if (v === undefined) return [];
+  if (!isTable(v) || v.keys.size > 0) throw new ConfigError(`trustedProxies must be a list like { "10.0.0.0/8", "::1" }, got ${describe(v)}`);
+  return v.list.map((item, i) => {
+    const where = `trustedProxies[${i + 1}]`;
+    if (typeof item !== 'string') throw new ConfigError(`${where} must be an address or CIDR (a string), got ${describe(item)}`);
+    const cidr = parseCidr(item.trim());
+    if (typeof cidr === 'string') throw new ConfigError(`${where}: ${cidr}`);
+    return formatCidr(cidr);
+  });
 }

@@ -221,7 +221,7 @@ test('weight, backup and maxConnections of a name apply to each of its addresses
       { name: '10.0.0.1:80', host: '10.0.0.1', port: 80, address: '10.0.0.1', weight: 1, backup: false, maxConnections: 0 },
       { name: 'svc.test:080', host: 'svc.test', port: 80, address: 'svc.test', weight: 3, backup: true, maxConnections: 7 },
     ],
-    balance: 'roundrobin', maxFails: 1, failTimeout: 10000, slowStart: 0, retries: 2, check: null, sendProxy: null,
+    balance: 'roundrobin', maxFails: 1, failTimeout: 10000, slowStart: 0, retries: 2, check: null, sendProxy: null, keepalive: 32, keepaliveTimeout: 60000,
   };
   const names = await expandNames([pool], `127.0.0.1:${dns.port}`, () => 'backends.app member');
   const like = { port: 80, weight: 3, backup: true, maxConnections: 7, host: 'svc.test' };
