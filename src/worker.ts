@@ -18,6 +18,12 @@ import { Pool } from './balancer/pool';
 import type { MemberSpec } from './balancer/member';
 import { AccessLog } from './accesslog';
 import { ListenerStats, Proxy, type ProxyContext } from './proxy';
+import { HttpSession, type HttpContext } from './http/session';
+import { requestRouter } from './http/route';
+import { Router } from './http/router';
+import { TrustedProxies } from './http/trusted';
+import { Upstreams } from './http/upstream';
+import type { LuaRoute } from './http/luaroute';
 import { StatsServer } from './stats/server';
 import type { StatsSources } from './stats/snapshot';
 import { Reactor, type Handler, type Counters } from './reactor';
@@ -95,6 +101,51 @@ function memberSpec(m: MemberConfig): MemberSpec {
   return { name: m.name, sockaddr: toSockaddr(m.address, m.port), weight: m.weight, backup: m.backup, maxConnections: m.maxConnections };
 }
 
+/** The shortest of HTTP mode's timeouts, for the sweep that watches them (0: none, or no HTTP listener). */
+function httpTimeouts(config: Config): number {
+  if (!config.listeners.some((l) => l.mode === 'http')) return 0;
+  const all = [config.requestHeadTimeout, config.keepAliveTimeout, config.backendTimeout].filter((t) => t > 0);
+  return all.length === 0 ? 0 : Math.min(...all);
+}
+
+type HttpShared = Omit<HttpContext, keyof ProxyContext | 'route'> & { router: Router | null; lua: LuaRoute | null };
+
+/** What every HTTP listener of this worker shares; an Error when route() cannot be loaded. */
+function httpShared(config: Config, reactor: Reactor, pools: Map<string, Pool>): HttpShared | Error {
+  let lua: LuaRoute | null = null;
+  if (config.routeHook) {
+    try {
+      // fengari is loaded in the worker only for a config with route(req).
+      const { LuaRoute: Loader } = require('./http/luaroute') as typeof import('./http/luaroute');
+      lua = Loader.load(config.configPath, [...pools.keys()]);
+    } catch (error) {
+      return new Error(`Error parsing config file: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  const upstreams = new Map<Pool, Upstreams>();
+  const sendProxy = new Map<Pool, boolean>();
+  for (const p of config.pools) {
+    const pool = pools.get(p.name)!;
+    upstreams.set(pool, new Upstreams(reactor, p.keepalive, p.keepaliveTimeout));
+    sendProxy.set(pool, p.sendProxy !== null);
+  }
+  const trusted = new TrustedProxies(config.trustedProxies);
+  return {
+    router: config.routes === null ? null : new Router(config.routes),
+    lua,
+    upstreams,
+    sendProxy,
+    headLimits: { requestLine: config.limits.requestLine, headerBytes: config.limits.headerBytes, headers: config.limits.headers },
+    maxBody: config.limits.body,
+    requestHeadTimeout: config.requestHeadTimeout,
+    keepAliveTimeout: config.keepAliveTimeout,
+    backendTimeout: config.backendTimeout,
+    trusted: (sa) => sa !== null && trusted.has(sa),
+    xForwarded: config.xForwarded,
+    draining: { on: false },
+  };
+}
+
 function post(message: WorkerMessage): void {
   parentPort!.postMessage(message);
 }
@@ -121,7 +172,7 @@ function main(): void {
     reactor,
     listener: new ListenerStats(''),
     accessLog,
-    pairings: new Pairings(reactor, config.idleTimeout),
+    pairings: new Pairings(reactor, config.idleTimeout, httpTimeouts(config)),
     errors: new LimitedLog((ms, run) => reactor.after(ms, run)),
     connectTimeout: config.connectTimeout,
     tracing: config.trace,
@@ -154,6 +205,13 @@ function main(): void {
     if (p.check !== null) checkers.push(new HealthChecker(reactor, pool, p.check));
   }
 
+  // HTTP mode: kept-alive backend connections per pool, and where requests go.
+  const http = config.listeners.some((l) => l.mode === 'http') ? httpShared(config, reactor, pools) : null;
+  if (http instanceof Error) {
+    post({ type: 'fatal', message: http.message });
+    return;
+  }
+
   const listeners: Listener[] = [];
   const listenerStats: { stats: ListenerStats; pool: string }[] = [];
   // maxConnections: each pairing counts against the listener that accepted it until its last close.
@@ -166,11 +224,13 @@ function main(): void {
     listener.released();
   };
   for (const l of config.listeners) {
-    const pool = pools.get(l.backend)!;
+    // An HTTP listener with routes and no routes.default has no pool of its own ("").
+    const pool = pools.get(l.backend) ?? null;
     // Each listener's pairings count in its own ListenerStats.
     const stats = new ListenerStats(formatHostPort(l.address, l.port));
     const listenerCtx: ProxyContext = { ...ctx, listener: stats };
-    const proxyOptions = { acceptProxy: l.acceptProxy, sendProxy: config.pools.find((p) => p.name === l.backend)!.sendProxy };
+    const proxyOptions = { acceptProxy: l.acceptProxy, sendProxy: config.pools.find((p) => p.name === l.backend)?.sendProxy ?? null };
+    const httpCtx: HttpContext | null = l.mode === 'http' && http !== null ? { ...listenerCtx, ...http, route: requestRouter(pools, pool, http.router, http.lua) } : null;
     try {
       const listener: Listener = new Listener(
         reactor,
@@ -184,20 +244,20 @@ function main(): void {
           limit,
         },
         (fd, peer) => {
-          let proxy: Proxy;
+          let pairing: Proxy | HttpSession;
           try {
-            proxy = new Proxy(listenerCtx, fd, pool, peer, proxyOptions);
+            pairing = httpCtx !== null ? new HttpSession(httpCtx, fd, pool, peer) : new Proxy(listenerCtx, fd, pool!, peer, proxyOptions);
           } catch (error) {
             listener.released(); // never became a pairing: it must not hold a place under the limit
             throw error;
           }
-          acceptedBy.set(proxy, listener);
-          proxy.start();
+          acceptedBy.set(pairing, listener);
+          if (pairing instanceof Proxy) pairing.start();
         },
       );
       listeners.push(listener);
       stats.name = formatHostPort(l.address, listener.port);
-      listenerStats.push({ stats, pool: pool.name });
+      listenerStats.push({ stats, pool: pool?.name ?? 'routes' });
     } catch (error) {
       const message = error instanceof libc.SysError && error.syscall === 'bind'
         ? `Could not listen on ${formatHostPort(l.address, l.port)}: ${error.code}`
@@ -228,6 +288,7 @@ function main(): void {
     if (draining) return;
     draining = true;
     if (stats !== null) stats.sources.health = 'draining';
+    if (http !== null) http.draining.on = true;
     // drainTimeout = 0: no drain, what is open is reset now.
     if (config.drainTimeout === 0) {
       reactor.stop();
@@ -236,6 +297,9 @@ function main(): void {
     const closeListeners = (): void => {
       for (const listener of listeners) listener.close();
       listeners.length = 0;
+      // HTTP: idle keep-alive clients go now, the others after their current response.
+      ctx.pairings.drainAll();
+      if (http !== null) for (const u of http.upstreams.values()) u.closeAll();
       log(`Draining: not accepting any more; ${ctx.pairings.size} connection${ctx.pairings.size === 1 ? '' : 's'} still open.`);
       if (ctx.pairings.size === 0) reactor.stop();
       else ctx.pairings.onEmpty = () => reactor.stop();

@@ -165,7 +165,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
     private readonly ctx: HttpContext,
     clientFd: number,
     /** The listener's pool: where requests go when no route says otherwise. */
-    readonly listenerPool: Pool,
+    readonly listenerPool: Pool | null,
     peer: Buffer | null,
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
