@@ -217,23 +217,11 @@ export class Proxy implements ConnectionOwner, Pairing {
     }
     this.member = member;
     this.memberName = member.name;
-    const counters = this.ctx.reactor.counters;
-    let started;
-    try {
-      started = startConnect(member.sockaddr);
-    } catch (error) {
-      counters.otherCalls += 2;
-      const reason = error instanceof SysError ? error.message : String(error);
-      if (trace.on) trace.line(2, `${reason} (backend ${member.name})`);
-      this.connectFailed(failed, error instanceof SysError ? error.code : String(error));
+    const backend = openBackend(this.ctx, member, this);
+    if (typeof backend === 'string') {
+      this.connectFailed(failed, backend);
       return;
     }
-    counters.otherCalls += 3; // socket, setsockopt(TCP_NODELAY), connect
-    if (trace.on) {
-      trace.line(2, `socket() = ${started.fd}; setsockopt(${started.fd}, TCP_NODELAY) = 0; connect(${started.fd}, ${member.name}) = ${started.inProgress ? '-1 EINPROGRESS' : '0'}`);
-    }
-    const backend = new Connection(this.ctx.reactor, started.fd, this, this.ctx.settings, started.inProgress);
-    backend.label = `backend ${member.name}`;
     this.backend = backend;
     if (this.options.sendProxy !== null) {
       // First on every backend connection; a failed one's copy stays behind.
@@ -244,12 +232,7 @@ export class Proxy implements ConnectionOwner, Pairing {
       failed.moveQueueTo(backend, this.sendHeader === null ? 0 : this.sendHeader.length);
       if (this.client.hasEnded) backend.end();
     }
-    if (started.inProgress) {
-      backend.connectTimeout(this.ctx.connectTimeout);
-    } else {
-      counters.connects++;
-      this.pool.connected(member);
-    }
+    if (!backend.isConnecting) this.pool.connected(member);
   }
 
   /** The client's address and the one it connected to (a header's, or our socket's). */
@@ -401,8 +384,35 @@ export class Proxy implements ConnectionOwner, Pairing {
   }
 }
 
+/**
+ * socket() + connect() to `member` for `owner`: the new connection (its
+ * connect in progress, with connectTimeout), or the errno name when even
+ * that failed (EMFILE, ENETUNREACH...).
+ */
+export function openBackend(ctx: ProxyContext, member: Member, owner: ConnectionOwner): Connection | string {
+  const counters = ctx.reactor.counters;
+  let started;
+  try {
+    started = startConnect(member.sockaddr);
+  } catch (error) {
+    counters.otherCalls += 2;
+    const reason = error instanceof SysError ? error.message : String(error);
+    if (trace.on) trace.line(2, `${reason} (backend ${member.name})`);
+    return error instanceof SysError ? error.code : String(error);
+  }
+  counters.otherCalls += 3; // socket, setsockopt(TCP_NODELAY), connect
+  if (trace.on) {
+    trace.line(2, `socket() = ${started.fd}; setsockopt(${started.fd}, TCP_NODELAY) = 0; connect(${started.fd}, ${member.name}) = ${started.inProgress ? '-1 EINPROGRESS' : '0'}`);
+  }
+  const conn = new Connection(ctx.reactor, started.fd, owner, ctx.settings, started.inProgress);
+  conn.label = `backend ${member.name}`;
+  if (started.inProgress) conn.connectTimeout(ctx.connectTimeout);
+  else counters.connects++;
+  return conn;
+}
+
 /** The address in a sockaddr from accept(), or null for one that is not IP. */
-function addressOf(sa: Buffer): SocketAddress | null {
+export function addressOf(sa: Buffer): SocketAddress | null {
   try {
     return fromSockaddr(sa);
   } catch {

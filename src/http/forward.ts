@@ -63,8 +63,11 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
   let keepProto = false;
   let keepHost = false;
   for (let k = 0; k < req.headerCount; k++) {
-    if (hopByHop(req, k)) continue;
-    if (req.nameIs(k, 'upgrade') && !req.upgrade) continue;
+    if (req.nameIs(k, 'upgrade')) {
+      if (!req.upgrade) continue;
+    } else if (hopByHop(req, k)) {
+      continue;
+    }
     if (req.nameIs(k, 'x-forwarded-for')) {
       if (client.trusted && forwardedFor < 0) forwardedFor = k;
       continue;

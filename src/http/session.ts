@@ -24,11 +24,10 @@
 import type { Member } from '../balancer/member';
 import { DEFAULT_POOL, type Pool } from '../balancer/pool';
 import { Connection, type ConnectionOwner } from '../connection';
-import { formatAddress, fromSockaddr, SOCKADDR_IN6_SIZE, type SocketAddress } from '../../ffi/sockaddr';
-import { SysError } from '../../ffi/libc';
-import { describePeer, startConnect } from '../netutils';
+import { formatAddress, SOCKADDR_IN6_SIZE } from '../../ffi/sockaddr';
+import { describePeer } from '../netutils';
 import type { Pairing } from '../pairings';
-import type { ProxyContext } from '../proxy';
+import { addressOf, openBackend, type ProxyContext } from '../proxy';
 import { trace } from '../trace';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedBody } from './chunked';
 import { errorResponse, reasonPhrase } from './errors';
@@ -233,7 +232,6 @@ export class HttpSession implements ConnectionOwner, Pairing {
   onConnect(conn: Connection): void {
     if (conn !== this.upstream || this.member === null || this.pool === null) return;
     this.pool.connected(this.member);
-    this.ctx.reactor.counters.connects++;
   }
 
   onData(conn: Connection, data: Buffer, length: number): void {
@@ -474,28 +472,15 @@ export class HttpSession implements ConnectionOwner, Pairing {
     return true;
   }
 
-  /** socket() + connect() to `member`; null when even that failed (then the next member is tried). */
+  /** A new connection to `member`; null when even socket() or connect() failed (then the next member is tried). */
   private connect(member: Member): Connection | null {
-    const counters = this.ctx.reactor.counters;
-    let started;
-    try {
-      started = startConnect(member.sockaddr);
-    } catch (error) {
-      counters.otherCalls += 2;
+    const conn = openBackend(this.ctx, member, this);
+    if (typeof conn === 'string') {
       this.upstream = null;
-      this.connectFailed(null, error instanceof SysError ? error.code : String(error));
+      this.connectFailed(null, conn);
       return null;
     }
-    counters.otherCalls += 3;
-    if (trace.on) trace.line(2, `socket() = ${started.fd}; connect(${started.fd}, ${member.name}) = ${started.inProgress ? '-1 EINPROGRESS' : '0'}`);
-    const conn = new Connection(this.ctx.reactor, started.fd, this, this.ctx.settings, started.inProgress);
-    conn.label = `backend ${member.name}`;
-    if (started.inProgress) {
-      conn.connectTimeout(this.ctx.connectTimeout);
-    } else {
-      counters.connects++;
-      this.pool!.connected(member);
-    }
+    if (!conn.isConnecting) this.pool!.connected(member);
     return conn;
   }
 
@@ -820,11 +805,3 @@ function idempotent(req: RequestHead): boolean {
   return req.isMethod('GET') || req.isMethod('HEAD') || req.isMethod('OPTIONS') || req.isMethod('PUT') || req.isMethod('DELETE') || req.isMethod('TRACE');
 }
 
-/** The address in a sockaddr from accept(), or null for one that is not IP. */
-function addressOf(sa: Buffer): SocketAddress | null {
-  try {
-    return fromSockaddr(sa);
-  } catch {
-    return null;
-  }
-}
