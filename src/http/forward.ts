@@ -26,6 +26,15 @@ function ensure(n: number): void {
   if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.max(n, scratch.length * 2));
 }
 
+/** Small bodies ride with their head: one write() instead of two (and one packet). */
+export const COALESCE_MAX = 16 * 1024;
+
+/** Append bytes [s, e) of `data` after the head of length `at` in headBuffer(); returns the new length. */
+export function appendToHead(data: Buffer, s: number, e: number, at: number): number {
+  ensure(at + (e - s));
+  return at + data.copy(scratch, at, s, e);
+}
+
 /** Fields that never cross a proxy (Upgrade is decided by the caller). */
 function hopByHop(h: Head, k: number): boolean {
   return h.nameIs(k, 'connection') || h.nameIs(k, 'keep-alive') || h.nameIs(k, 'proxy-connection') || h.nameIs(k, 'te') || h.listedInConnection(k);

@@ -31,7 +31,7 @@ import { addressOf, openBackend, type ProxyContext } from '../proxy';
 import { trace } from '../trace';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedBody } from './chunked';
 import { errorResponse, reasonPhrase } from './errors';
-import { headBuffer, requestHead, responseHead, type ClientFacts } from './forward';
+import { appendToHead, COALESCE_MAX, headBuffer, requestHead, responseHead, type ClientFacts } from './forward';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, DONE, NEED_MORE, RequestHead, type HeadLimits } from './request';
 import { ResponseHead } from './response';
 import type { Upstreams } from './upstream';
@@ -567,7 +567,17 @@ export class HttpSession implements ConnectionOwner, Pairing {
         this.status = res.status;
         this.resBody.start(res.bodyKind, res.contentLength);
         if (res.bodyKind === BODY_UNTIL_CLOSE || this.clientEnded) this.closeAfter = true;
-        const headLength = responseHead(res, this.closeAfter || this.ctx.draining.on, req.version);
+        let headLength = responseHead(res, this.closeAfter || this.ctx.draining.on, req.version);
+        // The body's first bytes, when few, go in the same write as the head.
+        if (length - i <= COALESCE_MAX && !this.resBody.done) {
+          const n = this.resBody.take(data, i, length);
+          if (n < 0) {
+            this.backendFailed(502, `bad chunked response body from ${this.member?.name ?? 'backend'}: ${this.resBody.chunked!.error}`, true);
+            return;
+          }
+          headLength = appendToHead(data, i, i + n, headLength);
+          i += n;
+        }
         this.headSent = true;
         this.toClient(headBuffer(), 0, headLength);
         if (this.resBody.done) {
