@@ -246,7 +246,7 @@ function main(): void {
         (fd, peer) => {
           let pairing: Proxy | HttpSession;
           try {
-            pairing = httpCtx !== null ? new HttpSession(httpCtx, fd, pool, peer) : new Proxy(listenerCtx, fd, pool!, peer, proxyOptions);
+            pairing = httpCtx !== null ? new HttpSession(httpCtx, fd, pool, peer, l.acceptProxy) : new Proxy(listenerCtx, fd, pool!, peer, proxyOptions);
           } catch (error) {
             listener.released(); // never became a pairing: it must not hold a place under the limit
             throw error;

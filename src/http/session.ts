@@ -28,6 +28,7 @@ import { formatAddress, SOCKADDR_IN6_SIZE } from '../../ffi/sockaddr';
 import { describePeer } from '../netutils';
 import type { Pairing } from '../pairings';
 import { addressOf, openBackend, type ProxyContext } from '../proxy';
+import { isHeaderError, NEED_MORE as HEADER_NEED_MORE, ProxyHeaderParser } from '../proxyprotocol/parse';
 import { trace } from '../trace';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedBody } from './chunked';
 import { errorResponse, reasonPhrase } from './errors';
@@ -152,6 +153,8 @@ export class HttpSession implements ConnectionOwner, Pairing {
   private clientText: string | null = null;
   private facts: ClientFacts | null = null;
   private cutting = false;
+  /** acceptProxy: the client's PROXY protocol header, until it is complete. */
+  private proxyHeader: ProxyHeaderParser | null = null;
   // For the access log, per request: when it began, the connection's byte counts then, the status.
   private requestStart = 0;
   private bytesIn = 0;
@@ -166,8 +169,11 @@ export class HttpSession implements ConnectionOwner, Pairing {
     /** The listener's pool: where requests go when no route says otherwise. */
     readonly listenerPool: Pool | null,
     peer: Buffer | null,
+    /** The client's first bytes are a PROXY protocol header naming the real client. */
+    acceptProxy = false,
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
+    if (acceptProxy) this.proxyHeader = new ProxyHeaderParser();
     this.clientSockaddr = peer === null ? null : Buffer.from(peer.subarray(0, SOCKADDR_IN6_SIZE));
     if (peer === null) this.clientText = describePeer(clientFd);
     if (ctx.tracing) this.client.label = `client ${this.clientAddress}`;
@@ -238,7 +244,8 @@ export class HttpSession implements ConnectionOwner, Pairing {
     if (conn === this.client) {
       this.bytesIn += length;
       this.ctx.listener.bytesIn += length;
-      this.fromClient(data, 0, length);
+      if (this.proxyHeader !== null) this.readProxyHeader(data, length);
+      else this.fromClient(data, 0, length);
     } else if (conn === this.upstream) {
       if (this.member !== null) this.member.bytesIn += length;
       this.fromBackend(data, 0, length);
@@ -348,6 +355,25 @@ export class HttpSession implements ConnectionOwner, Pairing {
     }
   }
 
+  /** acceptProxy: the header comes first; its source is the client from then on (logs, X-Forwarded-For, hash). */
+  private readProxyHeader(data: Buffer, length: number): void {
+    const parser = this.proxyHeader!;
+    const r = parser.feed(data, length);
+    if (r === HEADER_NEED_MORE) return;
+    this.proxyHeader = null;
+    if (isHeaderError(r)) {
+      this.ctx.errors.error('bad PROXY header', `Bad PROXY protocol header from ${this.clientAddress}: ${r.error}; connection reset`);
+      this.client.resetNow('bad PROXY header');
+      return;
+    }
+    if (r.source !== null) {
+      this.clientSockaddr = r.source.sockaddr;
+      this.clientText = r.source.text;
+      if (this.ctx.tracing) this.client.label = `client ${this.clientAddress}`;
+    }
+    if (parser.restOffset < length) this.fromClient(data, parser.restOffset, length);
+  }
+
   /** Bytes [s, e) of `data` to the backend, with backpressure. */
   private toUpstream(data: Buffer, s: number, e: number): void {
     const up = this.upstream;
@@ -369,6 +395,11 @@ export class HttpSession implements ConnectionOwner, Pairing {
 
   private clientEnd(): void {
     this.clientEnded = true;
+    if (this.proxyHeader !== null && this.proxyHeader.pending > 0) {
+      this.proxyHeader = null;
+      this.client.resetNow('bad PROXY header');
+      return;
+    }
     switch (this.phase) {
       case Phase.Tunnel:
         if (this.upstream === null || this.upstream.hasEnded) this.closeBoth();
