@@ -24,6 +24,7 @@ import { Router } from './http/router';
 import { TrustedProxies } from './http/trusted';
 import { Upstreams } from './http/upstream';
 import type { LuaRoute } from './http/luaroute';
+import type { ProxyVersion } from './proxyprotocol/write';
 import { StatsServer } from './stats/server';
 import type { StatsSources } from './stats/snapshot';
 import { Reactor, type Handler, type Counters } from './reactor';
@@ -123,11 +124,11 @@ function httpShared(config: Config, reactor: Reactor, pools: Map<string, Pool>):
     }
   }
   const upstreams = new Map<Pool, Upstreams>();
-  const sendProxy = new Map<Pool, boolean>();
+  const sendProxy = new Map<Pool, ProxyVersion>();
   for (const p of config.pools) {
     const pool = pools.get(p.name)!;
     upstreams.set(pool, new Upstreams(reactor, p.keepalive, p.keepaliveTimeout));
-    sendProxy.set(pool, p.sendProxy !== null);
+    if (p.sendProxy !== null) sendProxy.set(pool, p.sendProxy);
   }
   const trusted = new TrustedProxies(config.trustedProxies);
   return {

@@ -29,6 +29,8 @@ import { describePeer } from '../netutils';
 import type { Pairing } from '../pairings';
 import { addressOf, openBackend, type ProxyContext } from '../proxy';
 import { isHeaderError, NEED_MORE as HEADER_NEED_MORE, ProxyHeaderParser } from '../proxyprotocol/parse';
+import { proxyHeader, type ProxyVersion } from '../proxyprotocol/write';
+import { localSockaddr } from '../netutils';
 import { trace } from '../trace';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedBody } from './chunked';
 import { errorResponse, reasonPhrase } from './errors';
@@ -44,8 +46,8 @@ export interface HttpContext extends ProxyContext {
   route: RouteRequest;
   /** Kept-alive backend connections, one set per pool. */
   upstreams: Map<Pool, Upstreams>;
-  /** The pool's sendProxy (a PROXY header per backend connection: such connections are not reused). */
-  sendProxy: Map<Pool, boolean>;
+  /** The pools with sendProxy: a PROXY header on each new backend connection, which is then not reused for anyone else. */
+  sendProxy: Map<Pool, ProxyVersion>;
   headLimits: HeadLimits;
   /** Most bytes of a request body; 0: no limit. */
   maxBody: number;
@@ -497,10 +499,21 @@ export class HttpSession implements ConnectionOwner, Pairing {
       if (conn === null) return this.upstream !== null;
     }
     this.upstream = conn;
+    const skip = this.reused ? 0 : this.writeProxyHeader(conn);
     const length = requestHead(this.req!, this.facts_());
     conn.write(headBuffer(), length);
-    if (failed !== null) failed.moveQueueTo(conn, length);
+    if (failed !== null) failed.moveQueueTo(conn, skip + length);
     return true;
+  }
+
+  /** sendProxy: a new backend connection starts with a header naming the client; returns its length (0: none). */
+  private writeProxyHeader(conn: Connection): number {
+    const version = this.ctx.sendProxy.get(this.pool!);
+    if (version === undefined) return 0;
+    const header = proxyHeader(version, this.clientSockaddr, localSockaddr(this.client.fd));
+    this.ctx.reactor.counters.otherCalls++;
+    conn.write(header, header.length);
+    return header.length;
   }
 
   /** A new connection to `member`; null when even socket() or connect() failed (then the next member is tried). */
@@ -549,6 +562,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
     const conn = this.connect(member);
     if (conn === null) return;
     this.upstream = conn;
+    this.writeProxyHeader(conn);
     const length = requestHead(this.req!, this.facts_());
     conn.write(headBuffer(), length);
   }
@@ -676,7 +690,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
     this.waitFor(Wait.None, 0);
     if (up !== null) {
       const keep = reusable && this.res!.keepAlive && this.resBody.kind !== BODY_UNTIL_CLOSE && this.phase === Phase.Waiting &&
-        !up.hasEnded && this.ctx.sendProxy.get(this.pool!) !== true;
+        !up.hasEnded && !this.ctx.sendProxy.has(this.pool!);
       if (keep) this.ctx.upstreams.get(this.pool!)!.park(this.member!, up);
       else up.close();
     }
