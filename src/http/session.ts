@@ -329,7 +329,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
         const r = req.feed(data, i, length);
         if (r === NEED_MORE) return;
         if (r !== DONE) {
-          this.refuse(r, req.error);
+          this.refuse(r, req.error, req.error);
           return;
         }
         i = req.headEnd;
@@ -338,7 +338,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
       } else if (this.phase === Phase.Body) {
         const n = this.reqBody.take(data, i, length);
         if (n < 0) {
-          this.refuse(400, `bad chunked request body: ${this.reqBody.chunked!.error}`);
+          this.refuse(400, `bad chunked request body: ${this.reqBody.chunked!.error}`, 'bad chunked');
           return;
         }
         if (this.ctx.maxBody > 0 && this.reqBody.dataBytes > this.ctx.maxBody) {
@@ -438,7 +438,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
       where = ctx.route(req, this);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      return this.refuse(500, `route(): ${message}`), false;
+      return this.refuse(500, `route(): ${message}`, 'route() failed'), false;
     }
     if (typeof where === 'number') {
       return this.refuse(where, where === 404 ? `no route for host "${req.host}"` : `route() answered ${where}`), false;
@@ -761,16 +761,17 @@ export class HttpSession implements ConnectionOwner, Pairing {
    * rsp answers `status` itself and closes: a bad request (400, 414, 431,
    * 501, 505, 413, 408), route()'s answer, or 500 for route()'s error.
    */
-  private refuse(status: number, why: string): void {
+  private refuse(status: number, why: string, kind = ''): void {
     if (status >= 400) {
-      this.ctx.errors.error(`http ${status}`, `${status} ${reasonPhrase(status)} to client ${this.clientAddress}: ${why}`);
+      // At most one line a second per kind (`why` may carry what a client chose: not a key).
+      this.ctx.errors.error(`http ${status} ${kind}`, `${status} ${reasonPhrase(status)} to client ${this.clientAddress}: ${why}`);
     }
     this.answer(status);
   }
 
   /** 502, 503, 504: the backend could not answer. `drop`: its connection is not to be reused. */
   private backendFailed(status: number, why: string, drop: boolean): void {
-    this.ctx.errors.error(`http ${status} ${why}`, `${status} ${reasonPhrase(status)} to client ${this.clientAddress}: ${why}`);
+    this.ctx.errors.error(`http ${status} ${why.replace(/ from .*/, '')}`, `${status} ${reasonPhrase(status)} to client ${this.clientAddress}: ${why}`);
     if (drop) this.dropUpstream('bad response', true);
     this.answer(status);
   }
