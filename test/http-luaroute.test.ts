@@ -62,6 +62,14 @@ test('pairs(req.headers) gives every field line in order; the table is read-only
   t.is(r.call(request('/', [['x-b', '2']])), 'x-b=2'); // nothing the failed write did stays
 });
 
+test('req is read-only; a route that replaces req.headers does not break the next call', (t) => {
+  const r = load(t, 'if req.path == "/set" then req.path = "/other" end if req.path == "/drop" then req.headers = nil return 204 end if req.headers["x-a"] then return "api" end');
+  t.throws(() => r.call(request('/set')), { message: /req is read-only/ });
+  t.is(r.call(request('/drop', [['x-a', '1']])), 204);
+  t.is(r.call(request('/', [['x-a', '1']])), 'api');
+  t.is(r.call(request('/')), null);
+});
+
 test('a Lua error: an Error with the Lua message in one line; the next call works', (t) => {
   const r = load(t, 'if req.path == "/boom" then error("no backend for\\nthis path") end if req.path == "/table" then error({}) end if req.path == "/nil" then local x = nil; return x.y end return "web"');
   const e = t.throws(() => r.call(request('/boom')));
