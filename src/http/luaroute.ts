@@ -4,8 +4,8 @@
 // again in a fresh fengari state (runConfigFile: the same protections as the
 // main thread's run) and keeps that state's `route`. A call must not stall the
 // reactor: an instruction-count hook ends one that runs too long. The request
-// is one `req` table for every call, empty, read-only: its metatable makes a
-// field's Lua string only when the route reads it, and `req.headers` looks a
+// is one `req` table for every call, read-only: its metatable makes a field's
+// Lua string only when the route reads it, and `req.headers` looks a
 // name up in the parsed head only when asked (most routes read one header or
 // none), so a call costs what the route reads.
 import { lua, to_luastring } from 'fengari';
@@ -144,7 +144,7 @@ export class LuaRoute {
       api.lua_pushliteral(L2, `${what} is read-only`);
       return api.lua_error(L2);
     };
-    api.lua_createtable(L, 0, 0); // REQ: always empty, everything through its metatable
+    api.lua_createtable(L, 0, 1); // REQ: only `headers` in it (set per call), the rest through its metatable
     api.lua_createtable(L, 0, 3);
     // __index's upvalues: FIELDS (name -> index: one hashed lookup, no string made) and req.headers.
     api.lua_createtable(L, 0, FIELD_NAMES.length);
