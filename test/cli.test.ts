@@ -92,11 +92,10 @@ test('the C rsp\'s three settings work on one line, with numbers too', async (t)
   }
 });
 
-test('accepted without a word: a UTF-8 byte order mark, local helpers, the reserved route, a _G metatable that raises', async (t) => {
+test('accepted without a word: a UTF-8 byte order mark, local helpers, a _G metatable that raises', async (t) => {
   const backend = await listen(t, net.createServer((s) => s.end('hi')));
   const lua = '\uFEFF-- saved by an editor that writes a BOM\n'
     + `local host = "127.0.0.1"\nlistenAddress = host listenPort = "0" backendAddress = host backendPort = ${backend}\n`
-    + 'function route() end\n'
     + 'setmetatable(_G, {__index = function() error("boom") end})\n';
   const rsp = await startWith(t, lua);
   t.deepEqual(await exchange(rsp.port, ''), Buffer.from('hi'));

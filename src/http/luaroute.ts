@@ -4,9 +4,10 @@
 // again in a fresh fengari state (runConfigFile: the same protections as the
 // main thread's run) and keeps that state's `route`. A call must not stall the
 // reactor: an instruction-count hook ends one that runs too long. The request
-// is one `req` table reused by every call (its fields set anew each time), and
-// `req.headers` an empty table whose metatable looks a name up in the parsed
-// head only when the route asks (most routes read one header or none).
+// is one `req` table for every call, read-only: its metatable makes a field's
+// Lua string only when the route reads it, and `req.headers` looks a
+// name up in the parsed head only when asked (most routes read one header or
+// none), so a call costs what the route reads.
 import { lua, to_luastring } from 'fengari';
 import { didYouMean, runConfigFile } from '../config';
 
@@ -26,7 +27,7 @@ export interface RouteRequest {
   headerValue(k: number): string;
 }
 
-/** Lua instructions one call may run: about 10 ms of fengari; a route needs tens to a few thousand. */
+/** Lua instructions one call may run: about 1 ms of fengari once warm (scripts/bench-route.ts); a route needs tens to a few thousand. */
 export const ROUTE_INSTRUCTION_LIMIT = 100_000;
 /** The hook runs every STEP instructions (any thread: coroutines share the budget). */
 const STEP = 1000;
@@ -46,6 +47,7 @@ const api = lua as typeof lua & {
   lua_pushcclosure(L: State, fn: (L: State) => number, n: number): void;
   lua_upvalueindex(i: number): number;
   lua_replace(L: State, idx: number): void;
+  lua_insert(L: State, idx: number): void;
   lua_tointeger(L: State, idx: number): number;
   lua_rawget(L: State, idx: number): number;
   lua_rawset(L: State, idx: number): void;
@@ -60,14 +62,18 @@ const api = lua as typeof lua & {
 // Stack slots held between calls.
 const ROUTE = 1;
 const REQ = 2;
-const HEADERS = 3;
-const KEY_METHOD = 4;
-const KEY_PATH = 5;
-const KEY_QUERY = 6;
-const KEY_HOST = 7;
-const KEY_REMOTE = 8;
-const KEY_HEADERS = 9;
-const TOP = 9;
+const HEADERS_KEY = 3;
+const HEADERS_TABLE = 4;
+const TOP = 4;
+
+/** req's fields, by their index in the FIELDS table. */
+const FIELD_NAMES = ['method', 'path', 'query', 'host', 'remote', 'headers'];
+const METHOD = 1;
+const PATH = 2;
+const QUERY = 3;
+const HOST = 4;
+const REMOTE = 5;
+const HEADERS = 6;
 
 /** A message as one line. */
 function oneLine(text: string): string {
@@ -133,23 +139,57 @@ export class LuaRoute {
     api.lua_pushstring(L, to_luastring('route'));
     const type = api.lua_rawget(L, -2);
     if (type !== lua.LUA_TFUNCTION) throw new Error(`${configPath} defines no function route when run again in a worker`);
-    api.lua_replace(L, 1); // ROUTE; the globals table goes
-    api.lua_createtable(L, 0, 6); // REQ
-    api.lua_createtable(L, 0, 0); // HEADERS: always empty, everything through its metatable
+    api.lua_replace(L, ROUTE); // the globals table goes
+    const readOnly = (what: string) => (L2: State): number => {
+      api.lua_pushliteral(L2, `${what} is read-only`);
+      return api.lua_error(L2);
+    };
+    api.lua_createtable(L, 0, 1); // REQ: only `headers` in it (set per call), the rest through its metatable
+    api.lua_createtable(L, 0, 3);
+    // __index's upvalues: FIELDS (name -> index: one hashed lookup, no string made) and req.headers.
+    api.lua_createtable(L, 0, FIELD_NAMES.length);
+    FIELD_NAMES.forEach((name, i) => {
+      api.lua_pushinteger(L, i + 1);
+      api.lua_setfield(L, -2, to_luastring(name));
+    });
+    api.lua_createtable(L, 0, 0); // req.headers: always empty too
     api.lua_createtable(L, 0, 3);
     api.lua_pushcfunction(L, (L2) => this.headerIndex(L2));
     api.lua_setfield(L, -2, to_luastring('__index'));
-    api.lua_pushcfunction(L, (L2) => {
-      api.lua_pushliteral(L2, 'req.headers is read-only');
-      return api.lua_error(L2);
-    });
+    api.lua_pushcfunction(L, readOnly('req.headers'));
     api.lua_setfield(L, -2, to_luastring('__newindex'));
     api.lua_pushcfunction(L, (L2) => this.headerPairs(L2));
     api.lua_setfield(L, -2, to_luastring('__pairs'));
-    api.lua_setmetatable(L, HEADERS);
-    // The keys as Lua strings made once: their hashes are computed once.
-    for (const key of ['method', 'path', 'query', 'host', 'remote', 'headers']) api.lua_pushliteral(L, key);
+    api.lua_setmetatable(L, -2);
+    api.lua_pushvalue(L, -1);
+    api.lua_insert(L, 2); // req.headers, kept at HEADERS_TABLE (after REQ and the key)
+    api.lua_pushcclosure(L, (L2) => this.reqIndex(L2), 2);
+    api.lua_setfield(L, -2, to_luastring('__index'));
+    api.lua_pushcfunction(L, readOnly('req'));
+    api.lua_setfield(L, -2, to_luastring('__newindex'));
+    api.lua_setmetatable(L, 3); // REQ, below the headers table for now
+    api.lua_insert(L, 2); // REQ at 2, the headers table at 3
+    api.lua_pushliteral(L, 'headers');
+    api.lua_insert(L, HEADERS_KEY);
     if (lua.lua_gettop(L) !== TOP) throw new Error('LuaRoute: unexpected stack');
+  }
+
+  /** req.method, req.path, ...: the field's value as a Lua string, made now. */
+  private reqIndex(L: State): number {
+    const req = this.current;
+    api.lua_pushvalue(L, 2);
+    const field = api.lua_rawget(L, api.lua_upvalueindex(1)) === api.LUA_TNUMBER ? api.lua_tointeger(L, -1) : 0;
+    if (req === null || field === 0) lua.lua_pushnil(L);
+    else if (field === METHOD) api.lua_pushliteral(L, req.method);
+    else if (field === PATH) api.lua_pushliteral(L, req.path);
+    else if (field === QUERY) {
+      const query = req.query;
+      if (query === null) lua.lua_pushnil(L);
+      else api.lua_pushliteral(L, query);
+    } else if (field === HOST) api.lua_pushliteral(L, req.host);
+    else if (field === REMOTE) api.lua_pushliteral(L, req.remote);
+    else if (field === HEADERS) api.lua_pushvalue(L, api.lua_upvalueindex(2));
+    return 1;
   }
 
   /** headers[name]: the first value of that field (any case), or nil. */
@@ -184,14 +224,6 @@ export class LuaRoute {
     return 3;
   }
 
-  private set(key: number, value: string | null): void {
-    const L = this.L;
-    api.lua_pushvalue(L, key);
-    if (value === null) lua.lua_pushnil(L);
-    else api.lua_pushliteral(L, value);
-    api.lua_rawset(L, REQ);
-  }
-
   /**
    * route(req): a pool name, a status (100-599) to answer, or null (go by
    * routes). Throws an Error with the Lua message in one line when the route
@@ -199,13 +231,9 @@ export class LuaRoute {
    */
   call(req: RouteRequest): string | number | null {
     const L = this.L;
-    this.set(KEY_METHOD, req.method);
-    this.set(KEY_PATH, req.path);
-    this.set(KEY_QUERY, req.query);
-    this.set(KEY_HOST, req.host);
-    this.set(KEY_REMOTE, req.remote);
-    api.lua_pushvalue(L, KEY_HEADERS);
-    api.lua_pushvalue(L, HEADERS);
+    // req.headers is a plain field (one metamethod less per header read), set again in case a route assigned it.
+    api.lua_pushvalue(L, HEADERS_KEY);
+    api.lua_pushvalue(L, HEADERS_TABLE);
     api.lua_rawset(L, REQ);
     api.lua_pushvalue(L, ROUTE);
     api.lua_pushvalue(L, REQ);
