@@ -164,6 +164,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
   private inAtStart = 0;
   private outAtStart = 0;
   private status = 0;
+  private memberName = '-';
 
   constructor(
     private readonly ctx: HttpContext,
@@ -445,6 +446,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
     }
     this.pool = where;
     this.tried = null;
+    this.memberName = '-';
     this.status = 0;
     this.closeAfter ||= !req.keepAlive || ctx.draining.on;
     this.reqBody.start(req.bodyKind, req.contentLength);
@@ -488,6 +490,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
       return false;
     }
     this.member = member;
+    this.memberName = member.name;
     const upstreams = this.ctx.upstreams.get(pool)!;
     let conn = mayReuse ? upstreams.take(member, this) : null;
     this.reused = conn !== null;
@@ -838,7 +841,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
       client: this.clientAddress,
       listener: this.ctx.listener.name,
       pool: this.pool?.name ?? '-',
-      member: this.member?.name ?? '-',
+      member: this.memberName,
       bytesIn: this.bytesIn - this.inAtStart,
       bytesOut: this.bytesOut - this.outAtStart,
       seconds: (this.ctx.reactor.now - this.requestStart) / 1000,
