@@ -8,7 +8,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { listen, MODES, within, type Mode, type RunningProcess } from './helpers';
+import * as libc from '../ffi/libc';
+import { createAndBind } from '../src/listener';
+import { localAddress } from '../src/netutils';
+import { listen, MODES, once, refusingPort, within, type Mode, type RunningProcess } from './helpers';
 import { startRspLua } from './lua';
 
 /**
@@ -393,11 +396,17 @@ export interface Fixture {
   b: Record<string, ScriptedBackend>;
   /** A temporary directory that lives as long as the fixture (for access logs). */
   dir: string;
+  /** Stands for a test context whose teardowns run after the file's last test. */
+  owner: ExecutionContext;
 }
 
 export interface FixtureSpec {
   /** Pool name -> how its one backend serves each connection; each pool is routed by the host "<name>.test". */
   pools: Record<string, (c: BackendConn, b: ScriptedBackend) => Promise<void>>;
+  /** Pools without a scripted backend, by name: a function giving its members as Lua list entries ('"127.0.0.1:PORT"'). */
+  addresses?: Record<string, (owner: ExecutionContext) => Promise<string>>;
+  /** Options written into a pool's table (`maxFails = 1, retries = 0`), by pool name. */
+  poolOptions?: Record<string, string>;
   /** More routes (Lua table entries), before the generated ones. */
   routes?: string;
   /** routes.default (a pool name). */
@@ -427,17 +436,51 @@ export function sharedRsp(spec: FixtureSpec): (mode: Mode) => Promise<Fixture> {
         cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
         const b: Record<string, ScriptedBackend> = {};
         for (const [name, serve] of Object.entries(spec.pools)) b[name] = await scriptedBackend(owner, serve);
-        const pools = Object.entries(b).map(([name, be]) => `  ${name} = { "127.0.0.1:${be.port}" },`).join('\n');
-        const routes = Object.keys(b).map((name) => `  ["${name}.test"] = "${name}",`).join('\n');
+        const at: Record<string, string> = {};
+        for (const [name, be] of Object.entries(b)) at[name] = `"127.0.0.1:${be.port}"`;
+        for (const [name, address] of Object.entries(spec.addresses ?? {})) at[name] = await address(owner);
+        const pools = Object.entries(at).map(([name, a]) => `  ${name} = { ${a}, ${spec.poolOptions?.[name] ?? ''} },`).join('\n');
+        const routes = Object.keys(at).map((name) => `  ["${name}.test"] = "${name}",`).join('\n');
         const config = `listenPort = "0"\nlistenAddress = "127.0.0.1"\nmode = "http"\ntriggerMode = "${mode}"
 backends = {\n${pools}\n}
 routes = {\n${spec.routes ?? ''}\n${routes}\n  default = "${spec.fallback ?? Object.keys(b)[0]}",\n}
 ${(spec.extra ?? '').replaceAll('$DIR', dir)}\n`;
         const rsp = await startRspLua(owner, config);
-        return { rsp, b, dir };
+        return { rsp, b, dir, owner };
       })();
       started.set(mode, f);
     }
     return f;
   };
+}
+
+/** "127.0.0.1:PORT" where connections are refused (a bound socket that does not listen). */
+export async function refusedAddress(owner: ExecutionContext): Promise<string> {
+  return `"127.0.0.1:${refusingPort(owner).port}"`;
+}
+
+/** Two members, both refusing connections. */
+export async function twoRefused(owner: ExecutionContext): Promise<string> {
+  return `${await refusedAddress(owner)}, ${await refusedAddress(owner)}`;
+}
+
+/**
+ * "127.0.0.1:PORT" where a connect hangs: a listener whose accept queue is
+ * full (never accepted), so the kernel drops new SYNs.
+ */
+export async function hangingAddress(owner: ExecutionContext): Promise<string> {
+  const fd = createAndBind('127.0.0.1', 0, 1);
+  owner.teardown(() => {
+    libc.close(fd);
+  });
+  const port = localAddress(fd)!.port;
+  for (let i = 0; i < 2; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    owner.teardown(() => {
+      s.destroy();
+    });
+    await once(s, 'connect', 'a filler of the accept queue to connect');
+  }
+  return `"127.0.0.1:${port}"`;
 }
