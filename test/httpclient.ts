@@ -265,6 +265,7 @@ export async function oneShot(t: ExecutionContext, port: number, bytes: Buffer |
   if (opts.end) c.end();
   const res = await c.response({ noBody: opts.noBody });
   const { how, rest } = await c.ending();
+  c.end();
   return { res, how, rest };
 }
 
