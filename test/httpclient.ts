@@ -112,7 +112,7 @@ export function parseMessage(buf: Buffer, kind: 'request' | 'response', opts: { 
         const lineEnd = buf.indexOf('\r\n', at);
         if (lineEnd < 0) return need(opts, 'a chunk size line');
         const sizeLine = buf.toString('latin1', at, lineEnd);
-        const sm = /^([0-9a-fA-F]+)(;.*)?$/.exec(sizeLine);
+        const sm = /^([0-9a-fA-F]+)([ \t]*;.*)?$/.exec(sizeLine);
         if (sm === null) throw new ParseError(`bad chunk size line ${JSON.stringify(sizeLine)}`);
         const size = parseInt(sm[1], 16);
         at = lineEnd + 2;
@@ -222,9 +222,17 @@ export class RawClient {
   }
 
   private async until(cond: () => boolean, ms: number, what: string): Promise<void> {
-    await within(new Promise<void>((resolve) => {
+    await within(new Promise<void>((resolve, reject) => {
       const check = (): void => {
-        if (cond() || this.ended !== 'open') {
+        let met: boolean;
+        try {
+          met = cond();
+        } catch (error) {
+          this.wake = null;
+          reject(error as Error);
+          return;
+        }
+        if (met || this.ended !== 'open') {
           this.wake = null;
           resolve();
         } else {
@@ -232,7 +240,7 @@ export class RawClient {
         }
       };
       check();
-    }), ms, what);
+    }), ms, what).finally(() => (this.wake = null));
   }
 
   /** The next response; `noBody` for the answer to HEAD. Throws a ParseError on anything malformed or cut. */
