@@ -254,7 +254,7 @@ interface ResponseRow {
   close?: boolean;
   /** The request is HEAD. */
   head?: boolean;
-  /** 'forwarded' (with the status, framing and wire body the client must see), 502, or 'cut' (the head went through, then a reset). */
+  /** 'forwarded' (with the status, framing and wire body the client must see), 502, or 'cut' (a reset after the head, or a 502 when the error came with the head). */
   want: 'forwarded' | 502 | 'cut';
   status?: number;
   framing?: 'none' | 'length' | 'chunked' | 'close';
@@ -278,7 +278,7 @@ const RESPONSES: ResponseRow[] = [
   { name: '103 Early Hints before the response', bytes: 'HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', interim: [103], status: 200, framing: 'length', raw: 'ok' },
   { name: 'two 100 Continue', bytes: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', interim: [100, 100], status: 200, framing: 'length', raw: 'ok' },
   { name: 'status line without a reason', bytes: 'HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', status: 200, framing: 'length', raw: 'ok' },
-  { name: 'status line without the space after the code', bytes: 'HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', status: 200, framing: 'length', raw: 'ok', bug: 'forward.ts responseHead() copies the backend\'s status line as it is, so the client gets "HTTP/1.1 200" without the SP that RFC 9112 §4 requires' },
+  { name: 'status line without the space after the code', bytes: 'HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', status: 200, framing: 'length', raw: 'ok' },
   { name: 'a status rsp has no name for', bytes: 'HTTP/1.1 299 Whatever\r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', status: 299, framing: 'length', raw: 'ok' },
   { name: 'identical Content-Length lines', bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', status: 200, framing: 'length', raw: 'ok' },
 
@@ -337,7 +337,9 @@ async function checkResponse(t: ExecutionContext, mode: Mode, row: ResponseRow, 
     const fd = connectFd(rsp.port);
     await writeFd(fd, Buffer.from(request));
     const got = await readFd(fd, { limitMs: 5000 }).catch((e: Error) => ({ how: e.message, bytes: Buffer.alloc(0) }));
-    expect(got.how === 'ECONNRESET', `the client saw ${got.how} after ${got.bytes.length} bytes, not a reset`);
+    // The error may come in the same read as the head: then rsp has sent nothing yet and answers 502.
+    const answered = /^HTTP\/1\.1 502 /.test(got.bytes.toString('latin1')) && got.how !== 'ECONNRESET';
+    expect(got.how === 'ECONNRESET' || answered, `the client saw ${got.how} after ${got.bytes.length} bytes, neither a reset nor a 502`);
     return problems;
   }
   const c = await RawClient.connect(t, rsp.port);

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bothModes, waitUntil } from './helpers';
-import { bothModesFailing, field, fieldAll, getRequest, httpConfig, keepAnswering, okResponse, oneShot, RawClient, scriptedBackend, sharedRsp, type BackendConn } from './httpclient';
+import { field, fieldAll, getRequest, httpConfig, keepAnswering, okResponse, oneShot, RawClient, scriptedBackend, sharedRsp, type BackendConn } from './httpclient';
 import { startRspLua } from './lua';
 
 /** A backend whose every answer is its own name, kept alive. */
@@ -334,7 +334,7 @@ bothModes('access log: one line per HTTP request with the request line, status a
   t.regex(ours[2], /"POST \/p HTTP\/1\.1" 200 /);
 });
 
-bothModesFailing('session.ts responseDone() calls releaseMember() before logRequest(), so member is "-"', 'access log names the member that answered', async (t, mode) => {
+bothModes('access log names the member that answered', async (t, mode) => {
   const { rsp, dir, b } = await fixture(mode);
   const c = await RawClient.connect(t, rsp.port);
   c.send(getRequest('/member', 'logpool.test'));

@@ -128,8 +128,14 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
 export function responseHead(res: ResponseHead, close: boolean, clientVersion: number): number {
   const d = res.bytes;
   ensure(res.headLength + 64);
+  // " 200", then SP and the reason: the SP is required even when the reason is empty (RFC 9112 §4).
+  const lineEnd = res.firstLineEnd;
   let at = text('HTTP/1.1', 0);
-  at += d.copy(scratch, at, 8, res.firstLineEnd + 2);
+  at += d.copy(scratch, at, 8, 12);
+  scratch[at++] = 0x20;
+  if (lineEnd > 13) at += d.copy(scratch, at, 13, lineEnd);
+  scratch[at++] = 13;
+  scratch[at++] = 10;
   for (let k = 0; k < res.headerCount; k++) {
     if (hopByHop(res, k) || res.nameIs(k, 'upgrade')) continue;
     ensure(at + (res.fieldEnd(k) - res.fieldStart(k)) + 64);

@@ -195,6 +195,14 @@ export class RequestHead extends Head {
     return 0;
   }
 
+  /** HEAD, as far as the bytes show: also for a head refused before its request line was complete (its answer has no body). */
+  get mayBeHead(): boolean {
+    if (this.isHead) return true;
+    const d = this.d;
+    const b = this.base;
+    return this.len - b >= 5 && d[b] === 0x48 && d[b + 1] === 0x45 && d[b + 2] === 0x41 && d[b + 3] === 0x44 && d[b + 4] === 0x20;
+  }
+
   /** The method, as sent (methods are case-sensitive). */
   get method(): string {
     return (this.methodText ??= this.text(0, this.methodEnd));

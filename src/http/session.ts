@@ -721,6 +721,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
 
   private idle(): void {
     this.phase = Phase.Idle;
+    this.headSent = false;
     this.waitFor(Wait.KeepAlive, this.ctx.keepAliveTimeout);
   }
 
@@ -789,7 +790,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
     }
     this.dropUpstream('answered by rsp', true);
     this.status = status;
-    const head = this.req !== null && this.req.isHead;
+    const head = this.req !== null && this.req.mayBeHead;
     const bytes = errorResponse(status, head);
     this.toClient(bytes, 0, bytes.length);
     this.logRequest(status >= 500 ? 'backend error' : 'refused');
