@@ -35,7 +35,7 @@ test('every TS name in the README\'s C-to-TS table exists in the code', (t) => {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const table = readme.slice(readme.indexOf('## From the C rsp to rsp'), readme.indexOf('## Tests'));
   const sources = ['src', 'examples']
-    .flatMap((dir) => fs.readdirSync(path.join(ROOT, dir)).filter((f) => f.endsWith('.ts')).map((f) => path.join(ROOT, dir, f)))
+    .flatMap((dir) => fs.readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join(ROOT, dir, f)))
     .map((file) => fs.readFileSync(file, 'utf8'));
   const names = new Set<string>();
   for (const row of table.split('\n').filter((l) => l.startsWith('|'))) {
