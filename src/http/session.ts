@@ -726,17 +726,22 @@ export class HttpSession implements ConnectionOwner, Pairing {
   }
 
   private giveBackHeads(): void {
+    // A head on the free list keeps its buffer for the next message; one dropped lets it go.
     const req = this.req;
     if (req !== null) {
       this.req = null;
-      req.release();
-      if (freeRequests.length < FREE_MAX) freeRequests.push(req);
+      if (freeRequests.length < FREE_MAX) {
+        req.reset();
+        freeRequests.push(req);
+      }
     }
     const res = this.res;
     if (res !== null) {
       this.res = null;
-      res.release();
-      if (freeResponses.length < FREE_MAX) freeResponses.push(res);
+      if (freeResponses.length < FREE_MAX) {
+        res.reset();
+        freeResponses.push(res);
+      }
     }
   }
 
