@@ -24,13 +24,30 @@ export function setLogSink(s: LogSink): void {
   sink = s;
 }
 
+let mutedDepth = 0;
+
+/**
+ * Run `fn` without its log lines: a worker applying a pool state change that
+ * another worker decided (and logged) must not log it a second time.
+ */
+export function muted<T>(fn: () => T): T {
+  mutedDepth++;
+  try {
+    return fn();
+  } finally {
+    mutedDepth--;
+  }
+}
+
 /** rsp_log */
 export function log(message: string): void {
+  if (mutedDepth > 0) return;
   sink('info', `${timestamp()} ${message}`);
 }
 
 /** rsp_log_error */
 export function logError(message: string): void {
+  if (mutedDepth > 0) return;
   sink('error', `${timestamp()} ${message}`);
 }
 
