@@ -184,7 +184,9 @@ function chooseWorkers(config: Config): void {
 function applyFdLimit(config: Config): void {
   const fds = raiseFdLimit();
   if (fds.problem !== null) logError(`Warning: the open-files limit stays at ${fds.soft}: ${fds.problem}`);
-  const reserved = config.listeners.length + config.pools.reduce((n, p) => n + p.members.length, 0);
+  // A listening socket per listener and worker (reuseport), an epoll set and an eventfd per worker, and the members' checks.
+  const sockets = config.listeners.length * (config.acceptMode === 'reuseport' ? config.workers : 1);
+  const reserved = sockets + 2 * (config.workers - 1) + config.pools.reduce((n, p) => n + p.members.length, 0);
   const fit = defaultMaxConnections(fds.soft, reserved);
   if (config.maxConnections === 0) config.maxConnections = fit;
   else if (config.maxConnections > fit) {
@@ -219,8 +221,11 @@ function start(config: Config, configPath: string, written: Pick<Config, (typeof
   const pool: WorkerPool = new WorkerPool(config.workers, config, sockets, plan.sockets, {
     listening(ports, statsPort) {
       // The C rsp's line for one listener; all the ports for several.
-      const workers = config.workers > 1 ? ` (${config.workers} workers, ${config.acceptMode === 'reuseport' ? 'SO_REUSEPORT' : 'one shared socket'})` : '';
-      log(ports.length === 1 ? `Started.  Listening on port ${ports[0]}.${workers}` : `Started.  Listening on ports ${ports.join(', ')}.${workers}`);
+      log(ports.length === 1 ? `Started.  Listening on port ${ports[0]}.` : `Started.  Listening on ports ${ports.join(', ')}.`);
+      if (config.workers > 1) {
+        const how = config.acceptMode === 'reuseport' ? 'a listening socket each (SO_REUSEPORT)' : `one shared listening socket${config.acceptMode === 'shared' ? ' (EPOLLEXCLUSIVE)' : ', every worker woken for every connection'}`;
+        log(`${config.workers} workers, ${how}.`);
+      }
       if (statsPort !== null) log(`Stats on port ${statsPort}: /stats, /metrics, /healthz and / (the status page).`);
       started = true;
       if (!stopping) follower?.start();

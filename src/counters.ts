@@ -52,7 +52,7 @@ export function describeCounters(c: Counters): string[] {
     `counters: epoll_wait calls=${c.waits} events=${c.events} events-per-wait=${perWait} max-events-per-wait=${c.maxBatch} stale-events=${c.staleEvents} deferred=${c.deferred}`,
     `counters: epoll_ctl add=${c.ctlAdd} mod=${c.ctlMod} del=${c.ctlDel}`,
     `counters: io reads=${c.reads} reads-eagain=${c.readsEagain} writes=${c.writes} short-writes=${c.shortWrites} bytes-read=${c.bytesRead} bytes-written=${c.bytesWritten} bytes-queued=${c.bytesQueued} peak-queue=${c.peakQueue} urgent-marks=${c.urgentMarks}`,
-    `counters: connections accepts=${c.accepts} accept-calls=${c.acceptCalls} listener-wakeups=${c.listenerWakeups} empty-wakeups=${c.emptyWakeups} connects=${c.connects} other-calls=${c.otherCalls} syscalls=${syscalls(c)}`,
+    `counters: connections accepts=${c.accepts} accept-calls=${c.acceptCalls} connects=${c.connects} other-calls=${c.otherCalls} syscalls=${syscalls(c)}`,
     `counters: closes ${closes || 'none'}`,
   ];
 }

@@ -48,8 +48,8 @@ export class ConnectionLimit {
   readonly listeners: Listener[] = [];
   readonly episode: LimitEpisode;
 
-  constructor(reactor: Reactor, readonly max: number) {
-    this.episode = new LimitEpisode(reactor, '', max);
+  constructor(reactor: Reactor, readonly max: number, label = '') {
+    this.episode = new LimitEpisode(reactor, '', max, label);
   }
 
   /** After open changed: pause or resume every listener if the limit was crossed. */
@@ -78,6 +78,8 @@ export class LimitEpisode {
     /** "" for the global limit, "listener 127.0.0.1:8000: " for a listener's own. */
     private readonly prefix: string,
     private readonly max: number,
+    /** With several workers: ": worker 0's share of 4" after the number. */
+    private readonly share = '',
   ) {}
 
   /** `full`: open >= max. Returns whether `paused` changed. */
@@ -90,7 +92,7 @@ export class LimitEpisode {
       if (!this.inEpisode) {
         this.inEpisode = true;
         this.timesReached = 1;
-        log(`${this.prefix}maxConnections (${this.max}) reached: not accepting until a connection closes (new clients wait in the listen backlog).`);
+        log(`${this.prefix}maxConnections (${this.max}${this.share}) reached: not accepting until a connection closes (new clients wait in the listen backlog).`);
       }
     } else if (this.inEpisode) {
       // Quiet is counted from here: a long pause at the limit is not quiet.
@@ -118,7 +120,7 @@ export class LimitEpisode {
     this.inEpisode = false;
     const times = this.timesReached;
     const again = this.prefix === '' ? 'Accepting connections again' : `${this.prefix}accepting connections again`;
-    log(`${again}: below maxConnections (${this.max}).${times > 1 ? ` (Reached ${times} times in this episode.)` : ''}`);
+    log(`${again}: below maxConnections (${this.max}${this.share}).${times > 1 ? ` (Reached ${times} times in this episode.)` : ''}`);
   }
 }
 

@@ -283,7 +283,8 @@ class WorkerState {
   ) {
     this.reactor = new Reactor({ triggerMode: config.triggerMode, maxEvents: config.maxEvents });
     this.errors = new LimitedLog((ms, run) => this.reactor.after(ms, run));
-    this.limit = new ConnectionLimit(this.reactor, config.maxConnections > 0 ? this.share(config.maxConnections) : Infinity);
+    const max = config.maxConnections;
+    this.limit = new ConnectionLimit(this.reactor, max > 0 ? this.share(max) : Infinity, workers > 1 ? `: worker ${index}'s share of ${max}` : '');
   }
 
   /**
