@@ -128,7 +128,7 @@ withPrlimit('rsp raises its soft open-files limit to the hard one, and the defau
 
 withPrlimit('a maxConnections the open-files limit cannot hold is one warning line at start-up', async (t) => {
   const backendPort = await echoBackend(t);
-  const file = tempFile(t, 'rsp.lua', `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = "${backendPort}" maxConnections = 100\n`);
+  const file = tempFile(t, 'rsp.lua', `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = "${backendPort}" maxConnections = 100 workers = 1\n`);
   const p = spawnProcess(t, 'prlimit', ['--nofile=100:100', process.execPath, RSP, '--die-with-parent', file]);
   await p.waitFor(/Listening on port \d+/);
   t.regex(p.output(), /\] Warning: maxConnections = 100 needs about 266 file descriptors but the open-files limit is 100: accepts will pause on EMFILE before maxConnections is reached/);

@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { countersOf, exchange, listen, refusingPort } from './helpers';
+import { exchange, listen, refusingPort, type RunningProcess } from './helpers';
 import { startRspLua } from './lua';
 
 /** A backend that answers `name` to whatever comes, then closes. */
@@ -43,9 +43,13 @@ function listeningFdsOf(pid: number, port: number): number {
   return n;
 }
 
-/** accepts= of each "counters: worker N" line of the last set printed. */
-function acceptsPerWorker(output: string, workers: number): number[] {
-  const lines = output.split('\n').filter((l) => /counters: worker \d+ /.test(l)).slice(-workers);
+/** SIGUSR2, then accepts= of each "counters: worker N" line it printed (they follow the summed lines). */
+async function acceptsPerWorker(rsp: RunningProcess, workers: number): Promise<number[]> {
+  const last = new RegExp(`counters: worker ${workers - 1} `);
+  const before = rsp.output().split('\n').filter((l) => last.test(l)).length;
+  rsp.proc.kill('SIGUSR2');
+  await rsp.waitFor(last, 20000, before + 1);
+  const lines = rsp.output().split('\n').filter((l) => /counters: worker \d+ /.test(l)).slice(-workers);
   return lines.map((l) => Number(/accepts=(\d+)/.exec(l)![1]));
 }
 
@@ -74,8 +78,7 @@ test('workers = 2: two listening sockets (SO_REUSEPORT), and both workers serve'
   let made = 0;
   for (let round = 0; round < 20 && !(per[0] > 0 && per[1] > 0); round++) {
     for (let i = 0; i < 20; i++, made++) t.is((await exchange(rsp.port, 'hi', { end: true })).toString(), 'A');
-    await countersOf(rsp);
-    per = acceptsPerWorker(rsp.output(), 2);
+    per = await acceptsPerWorker(rsp, 2);
   }
   t.log(`accepts per worker after ${made} connections: ${per.join(', ')}`);
   t.true(per[0] > 0 && per[1] > 0, `both workers accepted (${per.join(', ')})`);
@@ -95,8 +98,7 @@ test('acceptMode = "shared": one listening socket in both workers\' epoll sets, 
     const answers = await Promise.all(Array.from({ length: 10 }, () => exchange(rsp.port, 'hi', { end: true })));
     for (const a of answers) t.is(a.toString(), 'A');
   }
-  await countersOf(rsp);
-  const per = acceptsPerWorker(rsp.output(), 2);
+  const per = await acceptsPerWorker(rsp, 2);
   // EPOLLEXCLUSIVE wakes one waiter (or a few): which one is the kernel's choice, so only the sum is certain.
   t.log(`accepts per worker: ${per.join(', ')}`);
   t.is(per[0] + per[1], 30);
@@ -144,8 +146,7 @@ backends = { app = { "127.0.0.1:${up}", "127.0.0.1:${down}", check = { interval 
   await rsp.waitFor(/member 127\.0\.0\.1:\d+ is down/);
   // Bounded: 60 connections, every one answered by the member that is up.
   for (let i = 0; i < 60; i++) t.is((await exchange(rsp.port, 'hi', { end: true })).toString(), 'A');
-  await countersOf(rsp);
-  const per = acceptsPerWorker(rsp.output(), 2);
+  const per = await acceptsPerWorker(rsp, 2);
   t.log(`accepts per worker: ${per.join(', ')}`);
   const downLines = rsp.output().split('\n').filter((l) => /is down/.test(l));
   t.is(downLines.length, 1, `one line for the episode, not one per worker:\n${downLines.join('\n')}`);
