@@ -416,6 +416,8 @@ class WorkerState {
 function main(): void {
   const { config, worker, workers, listenFds, exclusive, wakeFd, port } = workerData as WorkerData;
   setLogSink((level, line) => post({ type: 'log', level, line }));
+  // "rsp-worker-0": top -H and /proc/PID/task/*/comm tell the reactor threads apart (the lab counts their wake-ups).
+  libc.setThreadName(`rsp-worker-${worker}`);
 
   if (config.trace) trace.start(1);
   const w = new WorkerState(worker, workers, exclusive, config);
