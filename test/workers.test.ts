@@ -8,6 +8,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { exchange, listen, refusingPort, type RunningProcess } from './helpers';
 import { startRspLua } from './lua';
+import * as lab from '../scripts/lab';
+import { herd } from '../scripts/lab/experiments/herd';
 
 /** A backend that answers `name` to whatever comes, then closes. */
 function named(t: ExecutionContext, name: string): Promise<number> {
@@ -151,4 +153,18 @@ backends = { app = { "127.0.0.1:${up}", "127.0.0.1:${down}", check = { interval 
   const downLines = rsp.output().split('\n').filter((l) => /is down/.test(l));
   t.is(downLines.length, 1, `one line for the episode, not one per worker:\n${downLines.join('\n')}`);
   t.is(await rsp.stop(), 0);
+});
+
+test('lab experiment 11 (thundering herd), shortened: a plain shared socket wakes more threads per connection than SO_REUSEPORT', async (t) => {
+  t.teardown(() => lab.killAll());
+  const p = { ...lab.QUICK, shortConns: 100, stallMs: 10000 };
+  const plain = await herd('shared-herd', p);
+  const reuseport = await herd('reuseport', p);
+  t.log(plain.result);
+  t.log(reuseport.result);
+  t.is(plain.figures.accepts, 100);
+  t.is(reuseport.figures.accepts, 100);
+  // Structural, not a speed: every sleeping worker is woken for each connection in the one case, one worker in the other.
+  t.true(plain.figures.threadWakeupsPerConn > reuseport.figures.threadWakeupsPerConn + 1, `${plain.figures.threadWakeupsPerConn} vs ${reuseport.figures.threadWakeupsPerConn}`);
+  t.is(reuseport.figures.emptyPerConn, 0, 'a worker\'s own socket is never emptied by another worker');
 });
