@@ -51,6 +51,7 @@ export class WorkerPool {
   private exitedCount = 0;
   private stopping = false;
   private drainingAll = false;
+  private readonly fatal = new Set<string>();
 
   constructor(
     readonly count: number,
@@ -143,7 +144,9 @@ export class WorkerPool {
         if (++this.listening === this.count && !this.stopping) this.events.listening(this.firstPorts, this.statsPort);
         break;
       case 'fatal':
-        logError(message.message);
+        // Every worker meets the same start-up error (an access log it cannot open): one line.
+        if (!this.fatal.has(message.message)) logError(message.message);
+        this.fatal.add(message.message);
         process.exitCode = 1;
         this.stop();
         break;
