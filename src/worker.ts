@@ -62,6 +62,8 @@ export type WorkerMessage =
   | { type: 'failed'; pool: string; member: string; reason: string }
   /** Worker 0's stats listener wants the others' reports. */
   | { type: 'gather' }
+  /** A line for the main thread's LimitedLog (several workers: one limit for all). */
+  | { type: 'limited'; kind: string; message: string }
   | { type: 'report'; report: WorkerReport };
 
 /** Messages the main thread sends to a worker. */
@@ -282,7 +284,7 @@ class WorkerState {
     config: Config,
   ) {
     this.reactor = new Reactor({ triggerMode: config.triggerMode, maxEvents: config.maxEvents });
-    this.errors = new LimitedLog((ms, run) => this.reactor.after(ms, run));
+    this.errors = new LimitedLog((ms, run) => this.reactor.after(ms, run), workers > 1 ? (kind, message) => post({ type: 'limited', kind, message }) : null);
     const max = config.maxConnections;
     this.limit = new ConnectionLimit(this.reactor, max > 0 ? this.share(max) : Infinity, workers > 1 ? `: worker ${index}'s share of ${max}` : '');
   }

@@ -9,7 +9,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import * as libc from '../../ffi/libc';
 import type { Config } from '../config';
 import { describeCounters, describeWorkers, sumCounters, type Counters } from '../counters';
-import { log, logError } from '../log';
+import { LimitedLog, log, logError } from '../log';
 import type { WorkerReport } from '../stats/snapshot';
 import type { ControlMessage, WorkerData, WorkerMessage } from '../worker';
 import { ListenSockets, type ListenSocket } from './sockets';
@@ -52,6 +52,8 @@ export class WorkerPool {
   private stopping = false;
   private drainingAll = false;
   private readonly fatal = new Set<string>();
+  /** The workers' flood-prone error lines, limited here for all of them together. */
+  private readonly errors = new LimitedLog((ms, run) => void setTimeout(run, ms).unref());
 
   constructor(
     readonly count: number,
@@ -182,6 +184,9 @@ export class WorkerPool {
         break;
       case 'failed':
         this.tell(0, message);
+        break;
+      case 'limited':
+        this.errors.error(message.kind, message.message);
         break;
       case 'gather':
         this.gather();
