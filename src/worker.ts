@@ -16,7 +16,7 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
 import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
-import type { Config, MemberConfig } from './config';
+import type { Config, ListenerConfig, MemberConfig } from './config';
 import type { MemberChange } from './dns';
 import { LimitedLog, log, setLogSink, logError } from './log';
 import { Pairings, type Pairing } from './pairings';
@@ -142,6 +142,8 @@ function post(message: WorkerMessage): void {
 
 /** One listener of a generation: its socket's handler, and what its connections get. */
 interface ListenerEntry {
+  /** Its `listeners` entry (or listenPort's) as the config says it. */
+  config: ListenerConfig;
   listener: Listener;
   ctx: ProxyContext;
   pool: Pool;
@@ -226,7 +228,7 @@ class Generation {
     const config = this.config;
     config.listeners.forEach((l, i) => {
       const pool = this.pools.get(l.backend)!;
-      const entry = {} as ListenerEntry;
+      const entry = { config: l } as ListenerEntry;
       entry.pool = pool;
       entry.proxyOptions = { acceptProxy: l.acceptProxy, sendProxy: config.pools.find((p) => p.name === l.backend)!.sendProxy };
       entry.listener = new Listener(
@@ -258,6 +260,9 @@ class Generation {
   retire(): void {
     for (const e of this.entries) e.listener.close();
     for (const checker of this.checkers) checker.stop();
+    // Its pools still serve its open connections, but no longer speak for the members:
+    // the current generation's pools do (a down decided here would never be undone there).
+    for (const pool of this.pools.values()) if (pool instanceof LeaderPool) pool.onChange = null;
   }
 }
 
@@ -342,8 +347,16 @@ class WorkerState {
   reload(config: Config, fds: number[]): void {
     const previous = this.current;
     if (this.draining) return; // draining: nothing new is accepted anyway
-    const next = new Generation(config, this);
-    next.takeHealth(previous);
+    let next: Generation;
+    try {
+      next = new Generation(config, this);
+      next.takeHealth(previous);
+    } catch (error) {
+      // The config was validated in the main thread: this is a bug, not a bad file. Keep the old one.
+      logError(`Reload: worker ${this.index} keeps the old config: ${error instanceof Error ? error.message : String(error)}`);
+      post({ type: 'reloaded', worker: this.index });
+      return;
+    }
     // Out of the epoll set first (a kept socket cannot be in it twice), in again at once:
     // a connection that arrives in between waits in the backlog.
     previous.retire();
