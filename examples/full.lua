@@ -48,6 +48,8 @@ accessLog = ""             -- a file ("/var/log/rsp/access.log"), "-" for stdout
 accessLogFormat = "combined"  -- or "json"
 -- stats = { listen = "127.0.0.1:8404" }   -- /stats, /metrics, /healthz, / (keep it private)
 maxConnections = 0         -- clients at once; 0: from the open-files limit, (soft - 64 - listeners - members) / 2
+workers = 0                -- reactor threads; 0: one per CPU rsp may use
+acceptMode = "reuseport"   -- a listening socket per worker; or "shared" (one, EPOLLEXCLUSIVE)
 
 -- HTTP mode (docs/http.md): rsp reads each request and routes it by Host.
 mode = "tcp"               -- or "http"; per listener too (see listeners)

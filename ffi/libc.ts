@@ -64,6 +64,11 @@ export const SIGTERM = 15;
 export function setParentDeathSignal(sig: number): number {
   return prctl_raw(PR_SET_PDEATHSIG, 'unsigned long', sig) as number;
 }
+export const PR_SET_NAME = 15;
+/** prctl(PR_SET_NAME, name): the calling thread's name (15 bytes at most), as top -H, ps -L and /proc/PID/task/TID/comm show it. */
+export function setThreadName(name: string): number {
+  return prctl_raw(PR_SET_NAME, 'const char *', name.slice(0, 15)) as number;
+}
 export const eventfd: Fn<[initval: number, flags: number]> = libc.func('int eventfd(unsigned int, int)');
 
 // --- epoll -----------------------------------------------------------------

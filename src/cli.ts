@@ -1,19 +1,22 @@
-// rsp.c's main, on the main thread: read the arguments and the config, start
-// the worker that runs the reactor, print what it reports, and stop it on
-// SIGINT/SIGTERM. The main thread never touches a worker's sockets.
+// rsp.c's main, on the main thread: read the arguments and the config, open
+// the listening sockets, start the workers that run the reactors
+// (supervisor/workers.ts), print what they report, reload the config on
+// SIGHUP (supervisor/reload.ts) and stop them on SIGINT/SIGTERM. The main
+// thread never touches a client's or a backend's socket.
 //
 // Every signal rsp answers has its handler from the first line of main():
 // Node's default actions are a debugger on 127.0.0.1:9229 for SIGUSR1 and a
 // silent death for SIGUSR2, and a config can take a while to load.
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
 import { ConfigError, configWarnings, itselfReason, loadConfig, type Config } from './config';
-import { describeCounters } from './counters';
 import { DnsFollower } from './dns';
 import { defaultMaxConnections, FD_HEADROOM, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
-import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
+import { Reloader, RESTART_ONLY } from './supervisor/reload';
+import { ListenSockets } from './supervisor/sockets';
+import { WorkerPool } from './supervisor/workers';
 
 const USAGE = `Usage: rsp [options] <config.lua>
 
@@ -31,7 +34,8 @@ Options:
 
 Signals: SIGINT/SIGTERM drain rsp: it stops accepting, lets open connections
 finish (drainTimeout) and exits 0; a second one, or SIGQUIT, stops at once;
-SIGUSR2 prints the reactor's counters; SIGUSR1 reopens the access log (logrotate)
+SIGHUP reloads the config (open connections finish on the old one; on an
+error rsp says so and keeps the old one); SIGUSR2 prints the reactors' counters; SIGUSR1 reopens the access log (logrotate)
 and logs "Reopening log files."
 
 Example config (the C rsp's three settings):
@@ -93,6 +97,7 @@ interface Running {
   stop(signal: string): void;
   counters(): void;
   reopen(): void;
+  reload(): void;
 }
 
 let running: Running | undefined;
@@ -112,9 +117,12 @@ function installSignalHandlers(): void {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGQUIT', () => stop('SIGQUIT', true));
-  // nginx reloads its config on SIGHUP (systemctl reload). rsp cannot yet:
-  // say so and keep serving, rather than die of Node's default action.
-  process.on('SIGHUP', () => log('SIGHUP: reloading the config is not supported yet; still running on the config loaded at start-up (restart to apply a new one).'));
+  // nginx reloads its config on SIGHUP (systemctl reload). Before start-up
+  // has finished there is nothing to reload: the file is being read now.
+  process.on('SIGHUP', () => {
+    if (running !== undefined) running.reload();
+    else log('SIGHUP before start-up finished: the config being loaded is the one in the file now.');
+  });
   // Before the worker exists there are no counters: the signal is ignored.
   process.on('SIGUSR2', () => running?.counters());
   // A handler, so that Node does not open its inspector (anyone on this host
@@ -156,16 +164,29 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`rsp: the configuration file ${args.configPath} syntax is ok\nrsp: configuration file ${args.configPath} test is successful\n`);
     process.exit(0);
   }
+  const written = Object.fromEntries(RESTART_ONLY.map((name) => [name, config[name]])) as Pick<Config, (typeof RESTART_ONLY)[number]>;
   if (args.trace) config.trace = true;
+  chooseWorkers(config);
   applyFdLimit(config);
-  start(config);
+  start(config, args.configPath, written);
+}
+
+/** workers = 0: one per CPU this process may run on. A trace is one reactor's story: one worker. */
+function chooseWorkers(config: Config): void {
+  if (config.trace && config.workers !== 1) {
+    if (config.workers > 1) log(`trace: running 1 worker instead of ${config.workers} (the trace of one reactor; several would interleave).`);
+    config.workers = 1;
+  }
+  if (config.workers === 0) config.workers = os.availableParallelism();
 }
 
 /** Soft open-files limit up to the hard one; maxConnections = 0 becomes what it allows. */
 function applyFdLimit(config: Config): void {
   const fds = raiseFdLimit();
   if (fds.problem !== null) logError(`Warning: the open-files limit stays at ${fds.soft}: ${fds.problem}`);
-  const reserved = config.listeners.length + config.pools.reduce((n, p) => n + p.members.length, 0);
+  // A listening socket per listener and worker (reuseport), an epoll set and an eventfd per worker, and the members' checks.
+  const sockets = config.listeners.length * (config.acceptMode === 'reuseport' ? config.workers : 1);
+  const reserved = sockets + 2 * (config.workers - 1) + config.pools.reduce((n, p) => n + p.members.length, 0);
   const fit = defaultMaxConnections(fds.soft, reserved);
   if (config.maxConnections === 0) config.maxConnections = fit;
   else if (config.maxConnections > fit) {
@@ -174,24 +195,48 @@ function applyFdLimit(config: Config): void {
   }
 }
 
-function start(config: Config): void {
-  const wakeFd = libc.check('eventfd', libc.eventfd(0, libc.EFD_NONBLOCK | libc.EFD_CLOEXEC));
-  const channel = new MessageChannel();
-  const data: WorkerData = { config, wakeFd, port: channel.port2 };
-  const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: data, transferList: [channel.port2] });
-  const one = Buffer.alloc(8);
-  one.writeBigUInt64LE(1n);
-
-  const tell = (message: ControlMessage): void => {
-    channel.port1.postMessage(message);
-    libc.write(wakeFd, one, 8); // wakes the worker's epoll_wait
-  };
+function start(config: Config, configPath: string, written: Pick<Config, (typeof RESTART_ONLY)[number]>): void {
+  const sockets = new ListenSockets(config.workers, config.acceptMode, config.backlog);
+  let plan;
+  try {
+    plan = sockets.plan(config.listeners);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    logError(message.startsWith('Could not') ? message : `Could not listen: ${message}`);
+    process.exit(1);
+  }
+  sockets.commit(plan);
   // Members given by name follow DNS from here, the main thread, whose event loop is free.
-  const follower = config.resolveInterval > 0 && config.names.length > 0
-    ? new DnsFollower(config.names, config.resolveInterval, config.resolver, (change) => tell({ type: 'members', ...change }), (pool, m) => itselfReason(config, pool, m))
-    : null;
+  let follower: DnsFollower | null = null;
+  let started = false;
+  const follow = (c: Config): void => {
+    follower?.stop();
+    follower = c.resolveInterval > 0 && c.names.length > 0
+      ? new DnsFollower(c.names, c.resolveInterval, c.resolver, (change) => pool.tellAll({ type: 'members', ...change }), (p, m) => itselfReason(c, p, m))
+      : null;
+    if (started && !stopping) follower?.start();
+  };
   let stopping = false;
   let draining = false;
+  const pool: WorkerPool = new WorkerPool(config.workers, config, sockets, plan.sockets, {
+    listening(ports, statsPort) {
+      // The C rsp's line for one listener; all the ports for several.
+      log(ports.length === 1 ? `Started.  Listening on port ${ports[0]}.` : `Started.  Listening on ports ${ports.join(', ')}.`);
+      if (config.workers > 1) {
+        const how = config.acceptMode === 'reuseport' ? 'a listening socket each (SO_REUSEPORT)' : `one shared listening socket${config.acceptMode === 'shared' ? ' (EPOLLEXCLUSIVE)' : ', every worker woken for every connection'}`;
+        log(`${config.workers} workers, ${how}.`);
+      }
+      if (statsPort !== null) log(`Stats on port ${statsPort}: /stats, /metrics, /healthz and / (the status page).`);
+      started = true;
+      if (!stopping) follower?.start();
+    },
+    exited() {
+      sockets.closeAll();
+      process.exit(process.exitCode ?? 0);
+    },
+  });
+  follow(config);
+  const reloader = new Reloader(configPath, written, config, pool, sockets, follow);
   running = {
     drain(signal: string): void {
       if (draining) {
@@ -199,51 +244,23 @@ function start(config: Config): void {
         return;
       }
       draining = true;
+      reloader.stopped = true;
       log(`${signal}: draining (a second ${signal} stops at once).`);
-      tell({ type: 'drain' });
+      pool.drain();
     },
     stop(signal: string): void {
       if (stopping) return;
       stopping = true;
+      reloader.stopped = true;
       follower?.stop();
       log(`${signal}: stopping now; open connections are reset.`);
-      tell({ type: 'stop' });
+      pool.stop();
     },
-    counters: () => tell({ type: 'counters' }),
-    reopen: () => tell({ type: 'reopen' }),
+    counters: () => pool.askCounters(),
+    reopen: () => pool.tellAll({ type: 'reopen' }),
+    reload: () => {
+      log('SIGHUP: reloading the config.');
+      reloader.request();
+    },
   };
-
-  worker.on('message', (message: WorkerMessage) => {
-    switch (message.type) {
-      case 'log':
-        (message.level === 'error' ? process.stderr : process.stdout).write(message.line + '\n');
-        break;
-      case 'listening':
-        // The C rsp's line for one listener; all the ports for several.
-        log(message.ports.length === 1 ? `Started.  Listening on port ${message.ports[0]}.` : `Started.  Listening on ports ${message.ports.join(', ')}.`);
-        if (message.statsPort !== null) log(`Stats on port ${message.statsPort}: /stats, /metrics, /healthz and / (the status page).`);
-        if (!stopping) follower?.start();
-        break;
-      case 'fatal':
-        logError(message.message);
-        process.exitCode = 1;
-        break;
-      case 'counters':
-        describeCounters(message.counters).forEach((line) => log(line));
-        break;
-      case 'stopped':
-        describeCounters(message.counters).forEach((line) => log(line));
-        log('Stopped.');
-        break;
-    }
-  });
-  worker.on('error', (error) => {
-    logError(`worker failed: ${error.message}`);
-    process.exitCode = 1;
-  });
-  worker.on('exit', () => {
-    channel.port1.close();
-    libc.close(wakeFd);
-    process.exit(process.exitCode ?? 0);
-  });
 }

@@ -81,6 +81,10 @@ export interface Config {
   keepAliveTimeout: number;
   /** ms for the backend's first response byte (else 504); 0: no limit. */
   backendTimeout: number;
+  /** Reactor threads; 0 in the file: one per CPU rsp may use (os.availableParallelism(), set at start-up). */
+  workers: number;
+  /** How the workers share a listener's connections. */
+  acceptMode: 'reuseport' | 'shared' | 'shared-herd';
 }
 
 export { ConfigError, checkKnownNames, didYouMean } from './configcheck';
@@ -174,7 +178,16 @@ export const OPTIONS: Option[] = [
   { name: 'accessLog', kind: { type: 'path' }, default: '', doc: 'One line per connection (client, pool, member, bytes each way, duration, how it ended) appended to this file; "-" for stdout; "": none. SIGUSR1 reopens it (for logrotate).' },
   { name: 'accessLogFormat', kind: { type: 'enum', values: ['combined', 'json'] }, default: 'combined', doc: '"combined": one text line in the spirit of nginx\'s log formats; "json": one JSON object per line (for Loki, Elasticsearch).' },
   { name: 'stats', kind: { type: 'table', example: '{ listen = "127.0.0.1:8404" }' }, doc: 'A listener that serves rsp\'s state over HTTP: /stats (JSON), /metrics (Prometheus text format), /healthz (200 while serving) and / (an HTML status page). Keep it on loopback or a private address.' },
-  { name: 'maxConnections', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 0, doc: 'Most clients connected at once, counted from accept to the last close of the client and its backend. At the limit rsp stops accepting (the listeners leave the epoll set) and new clients wait in the listen backlog until one leaves; one line is logged when it is reached and one when accepting again. 0: derived from the open-files limit, which rsp raises to the hard limit at start-up: (soft limit - 64 - listeners - pool members) / 2, as every client costs a backend socket too. A listener can have its own limit too: `listeners = { { port = "8000", maxConnections = 100 } }`. See "Running rsp on a server".' },
+  { name: 'maxConnections', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 0, doc: 'Most clients connected at once, counted from accept to the last close of the client and its backend. At the limit rsp stops accepting (the listeners leave the epoll set) and new clients wait in the listen backlog until one leaves; one line is logged when it is reached and one when accepting again. 0: derived from the open-files limit, which rsp raises to the hard limit at start-up: (soft limit - 64 - listeners - pool members) / 2, as every client costs a backend socket too. A listener can have its own limit too: `listeners = { { port = "8000", maxConnections = 100 } }`. With several workers both are limits for the whole process, each worker holding an equal share (at least 1): see "Workers on every core". See "Running rsp on a server".' },
+  { name: 'workers', kind: { type: 'int', min: 0, max: 1024 }, default: 0, doc: 'Reactor threads, each with its own epoll set, its own share of the connections and its own copy of the pools. 0: one per CPU rsp may use (os.availableParallelism()). With `trace` rsp runs one worker (one trace to read). Needs a restart to change. See "Workers on every core".' },
+  {
+    name: 'acceptMode', kind: { type: 'enum', values: ['reuseport', 'shared', 'shared-herd'] }, default: 'reuseport',
+    doc: 'How the workers share each listener. "reuseport": one listening socket per worker, bound with SO_REUSEPORT, and the kernel spreads new connections over them. "shared": one listening socket in every worker\'s epoll set with EPOLLEXCLUSIVE, so a new connection wakes one worker (or a few), not all. "shared-herd": the same without EPOLLEXCLUSIVE, every worker woken for every connection (the thundering herd: for the lab only). Needs a restart to change.',
+    warning: {
+      when: (c) => c.acceptMode === 'shared-herd' && c.workers !== 1,
+      text: 'Warning: acceptMode = "shared-herd" wakes every worker for every new connection (the thundering herd); for experiments only',
+    },
+  },
   { name: 'mode', kind: { type: 'enum', values: ['tcp', 'http'] }, default: 'tcp', doc: '"tcp": the bytes of each client go to one backend connection, unread. "http": rsp reads each HTTP/1.1 request, routes it (routes, route), and forwards it over a kept-alive backend connection. Per listener too: listeners = { { port = "80", mode = "http" } }. See docs/http.md.' },
   { name: 'routes', kind: { type: 'table', example: '{ ["example.com"] = "web", ["*.api.example.com"] = "api", default = "web" }' }, doc: 'HTTP mode: the pool of each request by its host (Host, or the authority of an absolute URI; port, case and a trailing dot ignored). An exact host first, then the longest matching wildcard ("*.example.com" matches a.example.com and a.b.example.com, not example.com), then default; without default, the only pool when backends has one, else a host no route names is answered 404. Without routes, an HTTP listener sends every request to its backend.' },
   { name: 'limits', kind: { type: 'table', example: '{ requestLine = 8192, headerBytes = 32768, headers = 100, body = 0 }' }, doc: 'HTTP mode: the most bytes of a request line (else 414), of the header fields (else 431), the most header fields (else 431), and the most bytes of a request body (else 413; 0: no limit). Each may be left out: these are the defaults.' },

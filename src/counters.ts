@@ -24,6 +24,9 @@ export class Counters {
   urgentMarks = 0;
   accepts = 0;
   acceptCalls = 0;
+  /** A listener reported readable, and of those, the times its first accept4 found nothing (another worker was first). */
+  listenerWakeups = 0;
+  emptyWakeups = 0;
   connects = 0;
   /** socket, connect, setsockopt, getsockopt, shutdown, close, eventfd reads. */
   otherCalls = 0;
@@ -52,4 +55,30 @@ export function describeCounters(c: Counters): string[] {
     `counters: connections accepts=${c.accepts} accept-calls=${c.acceptCalls} connects=${c.connects} other-calls=${c.otherCalls} syscalls=${syscalls(c)}`,
     `counters: closes ${closes || 'none'}`,
   ];
+}
+
+/** Every worker's counters added up (maxBatch and peakQueue: the highest). */
+export function sumCounters(all: Counters[]): Counters {
+  const sum = new Counters();
+  const fields = sum as unknown as Record<string, number>;
+  for (const c of all) {
+    for (const [key, value] of Object.entries(c)) {
+      if (key === 'closes') {
+        for (const [cause, n] of Object.entries(value as Record<string, number>)) sum.closes[cause] = (sum.closes[cause] ?? 0) + n;
+      } else if (typeof value === 'number') {
+        fields[key] = key === 'maxBatch' || key === 'peakQueue' ? Math.max(fields[key] ?? 0, value) : (fields[key] ?? 0) + value;
+      }
+    }
+  }
+  return sum;
+}
+
+/**
+ * One line per worker, after the summed lines (several workers only): how the
+ * connections and the wake-ups spread. The lab's parser ends a set at the
+ * closes line, so these lines do not disturb it.
+ */
+export function describeWorkers(all: Counters[]): string[] {
+  if (all.length < 2) return [];
+  return all.map((c, i) => `counters: worker ${i} accepts=${c.accepts} listener-wakeups=${c.listenerWakeups} empty-wakeups=${c.emptyWakeups} epoll_wait-calls=${c.waits} events=${c.events} reads=${c.reads} writes=${c.writes} syscalls=${syscalls(c)}`);
 }

@@ -18,6 +18,14 @@ export interface ListenerOptions {
   maxConnections?: number;
   /** The limit it shares with the worker's other listeners (the global maxConnections); none if not given. */
   limit?: ConnectionLimit;
+  /**
+   * A listening socket opened elsewhere (by the main thread, src/supervisor/sockets.ts)
+   * to accept on instead of binding one: the listener never closes it, it only
+   * leaves the epoll set, so the socket outlives a reload and serves the next config.
+   */
+  fd?: number;
+  /** Register with EPOLLEXCLUSIVE: the socket is in several workers' epoll sets and a connection should wake one. */
+  exclusive?: boolean;
 }
 
 /** How long to stop accepting when the process or system is out of file descriptors. */
@@ -40,8 +48,8 @@ export class ConnectionLimit {
   readonly listeners: Listener[] = [];
   readonly episode: LimitEpisode;
 
-  constructor(reactor: Reactor, readonly max: number) {
-    this.episode = new LimitEpisode(reactor, '', max);
+  constructor(reactor: Reactor, readonly max: number, label = '') {
+    this.episode = new LimitEpisode(reactor, '', max, label);
   }
 
   /** After open changed: pause or resume every listener if the limit was crossed. */
@@ -70,6 +78,8 @@ export class LimitEpisode {
     /** "" for the global limit, "listener 127.0.0.1:8000: " for a listener's own. */
     private readonly prefix: string,
     private readonly max: number,
+    /** With several workers: ": worker 0's share of 4" after the number. */
+    private readonly share = '',
   ) {}
 
   /** `full`: open >= max. Returns whether `paused` changed. */
@@ -82,7 +92,7 @@ export class LimitEpisode {
       if (!this.inEpisode) {
         this.inEpisode = true;
         this.timesReached = 1;
-        log(`${this.prefix}maxConnections (${this.max}) reached: not accepting until a connection closes (new clients wait in the listen backlog).`);
+        log(`${this.prefix}maxConnections (${this.max}${this.share}) reached: not accepting until a connection closes (new clients wait in the listen backlog).`);
       }
     } else if (this.inEpisode) {
       // Quiet is counted from here: a long pause at the limit is not quiet.
@@ -110,7 +120,7 @@ export class LimitEpisode {
     this.inEpisode = false;
     const times = this.timesReached;
     const again = this.prefix === '' ? 'Accepting connections again' : `${this.prefix}accepting connections again`;
-    log(`${again}: below maxConnections (${this.max}).${times > 1 ? ` (Reached ${times} times in this episode.)` : ''}`);
+    log(`${again}: below maxConnections (${this.max}${this.share}).${times > 1 ? ` (Reached ${times} times in this episode.)` : ''}`);
   }
 }
 
@@ -118,12 +128,14 @@ export class LimitEpisode {
  * create_and_bind + listen. The address is an IP literal (the config resolved
  * names already); "::" listens on IPv6 and IPv4 both.
  */
-export function createAndBind(address: string, port: number, backlog: number): number {
+export function createAndBind(address: string, port: number, backlog: number, reusePort = false): number {
   const sockaddr = toSockaddr(address, port);
   const family = familyOf(sockaddr);
   const fd = libc.check('socket', libc.socket(family, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0));
   try {
     setFlag(fd, libc.SOL_SOCKET, libc.SO_REUSEADDR, 'SO_REUSEADDR');
+    // One socket per worker on the same address: the kernel spreads new connections over them.
+    if (reusePort) setFlag(fd, libc.SOL_SOCKET, libc.SO_REUSEPORT, 'SO_REUSEPORT');
     if (family === libc.AF_INET6 && address === '::') {
       const zero = Buffer.alloc(4);
       libc.setsockopt(fd, libc.IPPROTO_IPV6, libc.IPV6_V6ONLY, zero, 4);
@@ -159,6 +171,9 @@ export class Listener implements Handler {
   private readonly own: LimitEpisode | null;
   private readonly limit: ConnectionLimit;
   private closed = false;
+  /** Opened (and so closed) by this listener, not handed over by the main thread. */
+  private readonly ownsFd: boolean;
+  private readonly mask: number;
   // accept4 fills these in: the client's address, for balance = "hash" and logs.
   private readonly peer = Buffer.alloc(SOCKADDR_MAX);
   private readonly peerLength = Buffer.alloc(4);
@@ -169,7 +184,9 @@ export class Listener implements Handler {
     /** Called with each accepted, non-blocking fd and the client's sockaddr (valid during the call only). */
     private readonly onAccept: (fd: number, peer: Buffer) => void,
   ) {
-    this.fd = createAndBind(options.address, options.port, options.backlog);
+    this.ownsFd = options.fd === undefined;
+    this.fd = options.fd ?? createAndBind(options.address, options.port, options.backlog);
+    this.mask = options.exclusive === true ? libc.EPOLLIN | libc.EPOLLEXCLUSIVE : libc.EPOLLIN;
     this.port = localAddress(this.fd)?.port ?? options.port;
     this.label = `listener ${formatHostPort(options.address, this.port)}`;
     this.acceptOnce = options.acceptOnce;
@@ -184,6 +201,7 @@ export class Listener implements Handler {
   /** handle_server_socket_event: accept until EAGAIN (or the budget is spent). */
   handle(_events: number): void {
     const counters = this.reactor.counters;
+    counters.listenerWakeups++;
     for (let i = 0; i < this.acceptBudget; i++) {
       this.peerLength.writeUInt32LE(SOCKADDR_MAX, 0);
       const fd = libc.accept4(this.fd, this.peer, this.peerLength, libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC);
@@ -200,7 +218,11 @@ export class Listener implements Handler {
         continue;
       }
       const err = libc.errno();
-      if (err === libc.EAGAIN) return;
+      if (err === libc.EAGAIN) {
+        // Woken for nothing: another worker took the connection (the thundering herd).
+        if (i === 0) counters.emptyWakeups++;
+        return;
+      }
       if (err === libc.EMFILE || err === libc.ENFILE || err === libc.ENOBUFS || err === libc.ENOMEM) {
         this.backOff(err);
         return;
@@ -233,7 +255,7 @@ export class Listener implements Handler {
   updateRegistration(): void {
     const wanted = !this.closed && this.pausedUntilRetry === null && !(this.own?.paused ?? false) && !this.limit.episode.paused;
     if (wanted === this.reactor.isRegistered(this)) return;
-    if (wanted) this.reactor.add(this, libc.EPOLLIN);
+    if (wanted) this.reactor.add(this, this.mask);
     else this.reactor.remove(this, false);
   }
 
@@ -248,8 +270,11 @@ export class Listener implements Handler {
     this.limit.episode.cancel();
     if (this.pausedUntilRetry) this.pausedUntilRetry.cancel();
     if (this.episodeCheck) this.episodeCheck.cancel();
-    if (this.reactor.isRegistered(this)) this.reactor.remove(this, true);
-    libc.close(this.fd);
+    const i = this.limit.listeners.indexOf(this);
+    if (i >= 0) this.limit.listeners.splice(i, 1);
+    // A socket the main thread owns stays open (a reload passes it on): only leave the epoll set.
+    if (this.reactor.isRegistered(this)) this.reactor.remove(this, this.ownsFd);
+    if (this.ownsFd) libc.close(this.fd);
   }
 
   /**

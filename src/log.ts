@@ -24,13 +24,30 @@ export function setLogSink(s: LogSink): void {
   sink = s;
 }
 
+let mutedDepth = 0;
+
+/**
+ * Run `fn` without its log lines: a worker applying a pool state change that
+ * another worker decided (and logged) must not log it a second time.
+ */
+export function muted<T>(fn: () => T): T {
+  mutedDepth++;
+  try {
+    return fn();
+  } finally {
+    mutedDepth--;
+  }
+}
+
 /** rsp_log */
 export function log(message: string): void {
+  if (mutedDepth > 0) return;
   sink('info', `${timestamp()} ${message}`);
 }
 
 /** rsp_log_error */
 export function logError(message: string): void {
+  if (mutedDepth > 0) return;
   sink('error', `${timestamp()} ${message}`);
 }
 
@@ -46,9 +63,21 @@ export class LimitedLog {
   private readonly kinds = new Map<string, { at: number; suppressed: number; last: string }>();
   private armed = false;
 
-  constructor(private readonly schedule: (ms: number, run: () => void) => void) {}
+  constructor(
+    private readonly schedule: (ms: number, run: () => void) => void,
+    /**
+     * With several workers each worker hands its lines to the main thread,
+     * which limits them all together: one line a second per kind for the
+     * whole process, not one per worker.
+     */
+    private readonly forward: ((kind: string, message: string) => void) | null = null,
+  ) {}
 
   error(kind: string, message: string, now = Date.now()): void {
+    if (this.forward !== null) {
+      this.forward(kind, message);
+      return;
+    }
     const state = this.kinds.get(kind);
     if (state !== undefined && now - state.at < 1000) {
       state.suppressed++;

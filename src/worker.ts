@@ -1,37 +1,48 @@
-// The worker thread: builds a reactor, a listener and the proxy from the
-// validated config, then blocks in the reactor loop.
+// A worker thread: one reactor (its own epoll set), the listeners it accepts
+// on and the proxy, built from the validated config; then it blocks in the
+// reactor loop. There are `workers` of them (src/supervisor/workers.ts).
 //
 // The main thread talks to it through an eventfd registered in the same epoll
 // set (to wake epoll_wait) and a MessagePort (to say what it wants), read
 // synchronously with receiveMessageOnPort because this thread's own event loop
 // never turns while the reactor runs.
+//
+// A config lives in a Generation: its pools, its listeners' contexts, its
+// pairings. A reload (SIGHUP) builds a new generation and points the
+// listening sockets at it; the pairings of the old one finish on the old
+// pools and settings, and the old generation is dropped when they are gone.
+// The listening sockets belong to the main thread (src/supervisor/sockets.ts):
+// a worker only takes them in and out of its epoll set.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
 import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
-import type { Config, MemberConfig } from './config';
+import type { Config, ListenerConfig, MemberConfig } from './config';
 import type { MemberChange } from './dns';
 import { LimitedLog, log, setLogSink, logError } from './log';
 import { Pairings, type Pairing } from './pairings';
 import { ConnectionLimit, Listener } from './listener';
 import { HealthChecker } from './balancer/checker';
-import { Pool } from './balancer/pool';
+import type { Pool, PoolOptions } from './balancer/pool';
 import type { MemberSpec } from './balancer/member';
 import { AccessLog } from './accesslog';
-import { ListenerStats, Proxy, type ProxyContext } from './proxy';
+import { ListenerStats, Proxy, type ProxyContext, type ProxyOptions } from './proxy';
 import { HttpSession, type HttpContext } from './http/session';
-import { requestRouter } from './http/route';
-import { Router } from './http/router';
-import { TrustedProxies } from './http/trusted';
-import { Upstreams } from './http/upstream';
-import type { LuaRoute } from './http/luaroute';
-import type { ProxyVersion } from './proxyprotocol/write';
+import { HttpSetup } from './http/setup';
 import { StatsServer } from './stats/server';
-import type { StatsSources } from './stats/snapshot';
+import { workerReport, type StatsSources, type WorkerReport } from './stats/snapshot';
+import { carryHealth, FollowerPool, LeaderPool, type MemberStateChange } from './supervisor/health';
 import { Reactor, type Handler, type Counters } from './reactor';
 import { result, trace } from './trace';
 
 export interface WorkerData {
   config: Config;
+  /** This worker's number, 0 to workers - 1. Worker 0 runs the health checks and the stats listener. */
+  worker: number;
+  workers: number;
+  /** The listening socket of each of config.listeners this worker accepts on (opened by the main thread). */
+  listenFds: number[];
+  /** Register them with EPOLLEXCLUSIVE (acceptMode "shared"). */
+  exclusive: boolean;
   /** eventfd the main thread writes to after posting on `port`. */
   wakeFd: number;
   port: MessagePort;
@@ -40,13 +51,35 @@ export interface WorkerData {
 /** Messages a worker sends to the main thread. */
 export type WorkerMessage =
   | { type: 'log'; level: 'info' | 'error'; line: string }
-  | { type: 'listening'; ports: number[]; statsPort: number | null }
-  | { type: 'fatal'; message: string }
-  | { type: 'counters'; counters: Counters }
-  | { type: 'stopped'; counters: Counters };
+  | { type: 'listening'; worker: number; ports: number[]; statsPort: number | null }
+  | { type: 'fatal'; worker: number; message: string }
+  | { type: 'counters'; worker: number; counters: Counters }
+  | { type: 'stopped'; worker: number; counters: Counters }
+  /** Draining: this worker has taken its listeners out of its epoll set; `open` pairings are left. */
+  | { type: 'draining'; worker: number; open: number }
+  | { type: 'reloaded'; worker: number }
+  /** Worker 0 changed a member's state: for the other workers. */
+  | { type: 'health'; change: MemberStateChange }
+  /** A connect failed in worker 1, 2...: for worker 0, which decides. */
+  | { type: 'failed'; pool: string; member: string; reason: string }
+  /** Worker 0's stats listener wants the others' reports. */
+  | { type: 'gather' }
+  /** A line for the main thread's LimitedLog (several workers: one limit for all). */
+  | { type: 'limited'; kind: string; message: string }
+  | { type: 'report'; report: WorkerReport };
 
 /** Messages the main thread sends to a worker. */
-export type ControlMessage = { type: 'stop' } | { type: 'drain' } | { type: 'counters' } | { type: 'reopen' } | ({ type: 'members' } & MemberChange);
+export type ControlMessage =
+  | { type: 'stop' }
+  | { type: 'drain' }
+  | { type: 'counters' }
+  | { type: 'reopen' }
+  | ({ type: 'members' } & MemberChange)
+  | { type: 'reload'; config: Config; listenFds: number[] }
+  | { type: 'health'; change: MemberStateChange }
+  | { type: 'failed'; pool: string; member: string; reason: string }
+  | { type: 'report' }
+  | { type: 'gathered'; reports: WorkerReport[] };
 
 const eventfdValue = Buffer.alloc(8);
 
@@ -58,25 +91,28 @@ class Control implements Handler {
   constructor(
     readonly fd: number,
     private readonly port: MessagePort,
-    private readonly reactor: Reactor,
-    /** SIGUSR1 in the main thread: reopen the log files this worker writes. */
-    private readonly onReopen: () => void,
-    /** SIGTERM/SIGINT in the main thread: stop accepting, let open connections finish. */
-    private readonly onDrain: () => void,
-    private readonly pools: Map<string, Pool>,
+    private readonly worker: WorkerState,
   ) {}
 
   handle(_events: number): void {
     const n = libc.read(this.fd, eventfdValue, 8); // reset the counter; EAGAIN just means already read
-    this.reactor.counters.otherCalls++;
+    const w = this.worker;
+    w.reactor.counters.otherCalls++;
     if (trace.on) trace.line(2, `read(${this.fd}) = ${result(n)} (a message from the main thread)`);
     for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
       const message = m.message as ControlMessage;
-      if (message.type === 'stop') this.reactor.stop();
-      else if (message.type === 'drain') this.onDrain();
-      else if (message.type === 'counters') post({ type: 'counters', counters: this.reactor.counters });
-      else if (message.type === 'reopen') this.onReopen();
-      else if (message.type === 'members') changeMembers(this.pools, message);
+      switch (message.type) {
+        case 'stop': w.reactor.stop(); break;
+        case 'drain': w.drain(); break;
+        case 'counters': post({ type: 'counters', worker: w.index, counters: w.reactor.counters }); break;
+        case 'reopen': w.accessLog?.reopen(); break;
+        case 'members': changeMembers(w.current.pools, message); break;
+        case 'reload': w.reload(message.config, message.listenFds); break;
+        case 'health': (w.current.pools.get(message.change.pool) as FollowerPool | undefined)?.apply(message.change); break;
+        case 'failed': (w.current.pools.get(message.pool) as LeaderPool | undefined)?.failedElsewhere(message.member, message.reason); break;
+        case 'report': post({ type: 'report', report: workerReport(w.index, w.statsSources()) }); break;
+        case 'gathered': w.gathered(message.reports); break;
+      }
     }
   }
 
@@ -102,225 +138,358 @@ function memberSpec(m: MemberConfig): MemberSpec {
   return { name: m.name, sockaddr: toSockaddr(m.address, m.port), weight: m.weight, backup: m.backup, maxConnections: m.maxConnections };
 }
 
-/** The shortest of HTTP mode's timeouts, for the sweep that watches them (0: none, or no HTTP listener). */
-function httpTimeouts(config: Config): number {
-  if (!config.listeners.some((l) => l.mode === 'http')) return 0;
-  const all = [config.requestHeadTimeout, config.keepAliveTimeout, config.backendTimeout].filter((t) => t > 0);
-  return all.length === 0 ? 0 : Math.min(...all);
-}
-
-type HttpShared = Omit<HttpContext, keyof ProxyContext | 'route'> & { router: Router | null; lua: LuaRoute | null };
-
-/** What every HTTP listener of this worker shares; an Error when route() cannot be loaded. */
-function httpShared(config: Config, reactor: Reactor, pools: Map<string, Pool>): HttpShared | Error {
-  let lua: LuaRoute | null = null;
-  if (config.routeHook) {
-    try {
-      // fengari is loaded in the worker only for a config with route(req).
-      const { LuaRoute: Loader } = require('./http/luaroute') as typeof import('./http/luaroute');
-      lua = Loader.load(config.configPath, [...pools.keys()]);
-    } catch (error) {
-      return new Error(`Error parsing config file: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-  const upstreams = new Map<Pool, Upstreams>();
-  const sendProxy = new Map<Pool, ProxyVersion>();
-  for (const p of config.pools) {
-    const pool = pools.get(p.name)!;
-    upstreams.set(pool, new Upstreams(reactor, p.keepalive, p.keepaliveTimeout));
-    if (p.sendProxy !== null) sendProxy.set(pool, p.sendProxy);
-  }
-  const trusted = new TrustedProxies(config.trustedProxies);
-  return {
-    router: config.routes === null ? null : new Router(config.routes),
-    lua,
-    upstreams,
-    sendProxy,
-    headLimits: { requestLine: config.limits.requestLine, headerBytes: config.limits.headerBytes, headers: config.limits.headers },
-    maxBody: config.limits.body,
-    requestHeadTimeout: config.requestHeadTimeout,
-    keepAliveTimeout: config.keepAliveTimeout,
-    backendTimeout: config.backendTimeout,
-    trusted: (sa) => sa !== null && trusted.has(sa),
-    xForwarded: config.xForwarded,
-    draining: { on: false },
-  };
-}
-
 function post(message: WorkerMessage): void {
   parentPort!.postMessage(message);
 }
 
-function main(): void {
-  const { config, wakeFd, port } = workerData as WorkerData;
-  setLogSink((level, line) => post({ type: 'log', level, line }));
+/** One listener of a generation: its socket's handler, and what its connections get. */
+interface ListenerEntry {
+  /** Its `listeners` entry (or listenPort's) as the config says it. */
+  config: ListenerConfig;
+  listener: Listener;
+  ctx: ProxyContext;
+  /** null: an HTTP listener that goes by routes alone. */
+  pool: Pool | null;
+  proxyOptions: ProxyOptions;
+  stats: ListenerStats;
+  /** HTTP mode: what its sessions need; null for a TCP listener. */
+  http: HttpContext | null;
+}
 
-  if (config.trace) trace.start(1);
-  const reactor = new Reactor({ triggerMode: config.triggerMode, maxEvents: config.maxEvents });
-  // "auto": level-triggered epoll reports again whatever is left, so one
-  // read per event is enough; edge-triggered handlers drain.
-  const readPolicy = config.readPolicy === 'auto' ? (config.triggerMode === 'edge' ? 'drain' : 'once') : config.readPolicy;
-  let accessLog: AccessLog | null = null;
-  if (config.accessLog !== '') {
-    try {
-      accessLog = new AccessLog(reactor, config.accessLog, config.accessLogFormat);
-    } catch (error) {
-      post({ type: 'fatal', message: `Could not open the access log: ${error instanceof Error ? error.message : String(error)}` });
-      return;
+/** One config's pools, listeners and pairings. */
+class Generation {
+  readonly pools = new Map<string, Pool>();
+  readonly checkers: HealthChecker[] = [];
+  readonly entries: ListenerEntry[] = [];
+  readonly pairings: Pairings;
+  readonly ctx: ProxyContext;
+  /** What this generation's HTTP listeners share; null when all are TCP. */
+  readonly http: HttpSetup | null;
+
+  constructor(readonly config: Config, readonly w: WorkerState) {
+    const reactor = w.reactor;
+    // "auto": level-triggered epoll reports again whatever is left, so one
+    // read per event is enough; edge-triggered handlers drain.
+    const readPolicy = config.readPolicy === 'auto' ? (config.triggerMode === 'edge' ? 'drain' : 'once') : config.readPolicy;
+    this.pairings = new Pairings(reactor, config.idleTimeout, HttpSetup.shortestTimeout(config));
+    this.ctx = {
+      reactor,
+      listener: new ListenerStats(''),
+      accessLog: w.accessLog,
+      pairings: this.pairings,
+      errors: w.errors,
+      connectTimeout: config.connectTimeout,
+      tracing: config.trace,
+      settings: {
+        highWater: config.highWaterMark,
+        lowWater: config.lowWaterMark,
+        readBudget: config.readBudget,
+        readSize: config.readBufferSize,
+        readOnce: readPolicy === 'once',
+        readToEagain: readPolicy === 'eagain',
+        outAlways: config.epolloutPolicy === 'always' || (config.epolloutPolicy === 'auto' && config.triggerMode === 'edge'),
+        rdhup: config.rdhup,
+      },
+    };
+    // maxConnections: each pairing counts against the listener that accepted it until its last close.
+    this.pairings.onRemoved = (pairing) => w.releasedPairing(pairing);
+    this.pairings.onEmpty = () => w.generationEmpty(this);
+    // One Pool per `backends` entry, its state kept here, in the reactor thread.
+    for (const p of config.pools) {
+      const options: PoolOptions = {
+        name: p.name,
+        members: p.members.map(memberSpec),
+        balance: p.balance,
+        maxFails: p.maxFails,
+        failTimeout: p.failTimeout,
+        slowStart: p.slowStart,
+        retries: p.retries,
+        clock: reactor,
+      };
+      this.pools.set(p.name, w.index === 0 ? new LeaderPool(options, (ms, fire) => reactor.after(ms, fire)) : new FollowerPool(options));
+    }
+    // Throws on a route() that cannot be loaded: start-up reports it, a reload keeps the old config.
+    this.http = config.listeners.some((l) => l.mode === 'http') ? new HttpSetup(config, reactor, this.pools) : null;
+  }
+
+  /** Health state of members that are still there, from the generation before; then this one's checks and links. */
+  takeHealth(previous: Generation | null): void {
+    const w = this.w;
+    for (const [name, pool] of this.pools) {
+      const old = previous?.pools.get(name);
+      if (old !== undefined) carryHealth(old, pool);
+      if (pool instanceof LeaderPool) {
+        if (w.workers > 1) {
+          pool.onChange = (change) => post({ type: 'health', change });
+          pool.scheduleRevivals();
+        }
+        const check = this.config.pools.find((p) => p.name === name)!.check;
+        if (check !== null) this.checkers.push(new HealthChecker(w.reactor, pool, check));
+      } else if (pool instanceof FollowerPool) {
+        pool.onFailed = (p, member, reason) => post({ type: 'failed', pool: p, member, reason });
+      }
     }
   }
-  const ctx: ProxyContext = {
-    reactor,
-    listener: new ListenerStats(''),
-    accessLog,
-    pairings: new Pairings(reactor, config.idleTimeout, httpTimeouts(config)),
-    errors: new LimitedLog((ms, run) => reactor.after(ms, run)),
-    connectTimeout: config.connectTimeout,
-    tracing: config.trace,
-    settings: {
-      highWater: config.highWaterMark,
-      lowWater: config.lowWaterMark,
-      readBudget: config.readBudget,
-      readSize: config.readBufferSize,
-      readOnce: readPolicy === 'once',
-      readToEagain: readPolicy === 'eagain',
-      outAlways: config.epolloutPolicy === 'always' || (config.epolloutPolicy === 'auto' && config.triggerMode === 'edge'),
-      rdhup: config.rdhup,
-    },
-  };
-  // One Pool per `backends` entry, its state kept here, in the reactor thread.
-  const pools = new Map<string, Pool>();
-  const checkers: HealthChecker[] = [];
-  for (const p of config.pools) {
-    const pool = new Pool({
-      name: p.name,
-      members: p.members.map(memberSpec),
-      balance: p.balance,
-      maxFails: p.maxFails,
-      failTimeout: p.failTimeout,
-      slowStart: p.slowStart,
-      retries: p.retries,
-      clock: reactor,
-    });
-    pools.set(p.name, pool);
-    if (p.check !== null) checkers.push(new HealthChecker(reactor, pool, p.check));
-  }
 
-  // HTTP mode: kept-alive backend connections per pool, and where requests go.
-  const http = config.listeners.some((l) => l.mode === 'http') ? httpShared(config, reactor, pools) : null;
-  if (http instanceof Error) {
-    post({ type: 'fatal', message: http.message });
-    return;
-  }
-
-  const listeners: Listener[] = [];
-  const listenerStats: { stats: ListenerStats; pool: string }[] = [];
-  // maxConnections: each pairing counts against the listener that accepted it until its last close.
-  const limit = new ConnectionLimit(reactor, config.maxConnections > 0 ? config.maxConnections : Infinity);
-  const acceptedBy = new Map<Pairing, Listener>();
-  ctx.pairings.onRemoved = (pairing) => {
-    const listener = acceptedBy.get(pairing);
-    if (listener === undefined) return;
-    acceptedBy.delete(pairing);
-    listener.released();
-  };
-  for (const l of config.listeners) {
-    // An HTTP listener with routes and no routes.default has no pool of its own ("").
-    const pool = pools.get(l.backend) ?? null;
-    // Each listener's pairings count in its own ListenerStats.
-    const stats = new ListenerStats(formatHostPort(l.address, l.port));
-    const listenerCtx: ProxyContext = { ...ctx, listener: stats };
-    const proxyOptions = { acceptProxy: l.acceptProxy, sendProxy: config.pools.find((p) => p.name === l.backend)?.sendProxy ?? null };
-    const httpCtx: HttpContext | null = l.mode === 'http' && http !== null ? { ...listenerCtx, ...http, route: requestRouter(pools, pool, http.router, http.lua) } : null;
-    try {
-      const listener: Listener = new Listener(
-        reactor,
+  /** Register the listeners on their sockets (the old generation has let go of them). */
+  listen(fds: number[]): void {
+    const w = this.w;
+    const config = this.config;
+    config.listeners.forEach((l, i) => {
+      const entry = { config: l } as ListenerEntry;
+      entry.pool = this.pools.get(l.backend) ?? null;
+      entry.proxyOptions = { acceptProxy: l.acceptProxy, sendProxy: config.pools.find((p) => p.name === l.backend)?.sendProxy ?? null };
+      entry.listener = new Listener(
+        w.reactor,
         {
           address: l.address,
           port: l.port,
           backlog: config.backlog,
           acceptBudget: config.acceptBudget,
           acceptOnce: config.acceptPolicy === 'once',
-          maxConnections: l.maxConnections,
-          limit,
+          maxConnections: w.share(l.maxConnections),
+          limit: w.limit,
+          fd: fds[i],
+          exclusive: w.exclusive,
         },
-        (fd, peer) => {
-          let pairing: Proxy | HttpSession;
-          try {
-            pairing = httpCtx !== null ? new HttpSession(httpCtx, fd, pool, peer, l.acceptProxy) : new Proxy(listenerCtx, fd, pool!, peer, proxyOptions);
-          } catch (error) {
-            listener.released(); // never became a pairing: it must not hold a place under the limit
-            throw error;
-          }
-          acceptedBy.set(pairing, listener);
-          if (pairing instanceof Proxy) pairing.start();
-        },
+        (fd, peer) => w.accept(entry, fd, peer),
       );
-      listeners.push(listener);
-      stats.name = formatHostPort(l.address, listener.port);
-      listenerStats.push({ stats, pool: pool?.name ?? 'routes' });
+      // Each listener's pairings count in its own ListenerStats, kept across reloads while its address stays.
+      const statsName = formatHostPort(l.address, entry.listener.port);
+      entry.stats = w.listenerStats.get(statsName) ?? new ListenerStats(statsName);
+      w.listenerStats.set(statsName, entry.stats);
+      entry.ctx = { ...this.ctx, listener: entry.stats };
+      entry.http = l.mode === 'http' ? this.http!.context(entry.ctx, entry.pool) : null;
+      this.entries.push(entry);
+    });
+    for (const checker of this.checkers) checker.start();
+  }
+
+  /** Stop accepting for this generation: its listeners leave the epoll set (the sockets stay open), its checks stop. */
+  retire(): void {
+    for (const e of this.entries) e.listener.close();
+    // HTTP: idle keep-alive clients go now, busy ones after their response (Connection: close),
+    // so that every request after a reload or a drain signal is served by the new config or not at all.
+    this.http?.retire();
+    this.pairings.drainAll();
+    for (const checker of this.checkers) checker.stop();
+    // Its pools still serve its open connections, but no longer speak for the members:
+    // the current generation's pools do (a down decided here would never be undone there).
+    for (const pool of this.pools.values()) if (pool instanceof LeaderPool) pool.onChange = null;
+  }
+}
+
+/** Everything of this worker that outlives a generation. */
+class WorkerState {
+  readonly reactor: Reactor;
+  readonly errors: LimitedLog;
+  readonly limit: ConnectionLimit;
+  /** The listener that accepted each pairing, to release its place under maxConnections. */
+  readonly acceptedBy = new Map<Pairing, Listener>();
+  readonly listenerStats = new Map<string, ListenerStats>();
+  /** The current generation, then older ones whose pairings are still open. */
+  current!: Generation;
+  private readonly older: Generation[] = [];
+  accessLog: AccessLog | null = null;
+  stats: StatsServer | null = null;
+  private draining = false;
+  private readonly waitingForReports: ((reports: WorkerReport[]) => void)[] = [];
+
+  constructor(
+    readonly index: number,
+    readonly workers: number,
+    readonly exclusive: boolean,
+    config: Config,
+  ) {
+    this.reactor = new Reactor({ triggerMode: config.triggerMode, maxEvents: config.maxEvents });
+    this.errors = new LimitedLog((ms, run) => this.reactor.after(ms, run), workers > 1 ? (kind, message) => post({ type: 'limited', kind, message }) : null);
+    const max = config.maxConnections;
+    this.limit = new ConnectionLimit(this.reactor, max > 0 ? this.share(max) : Infinity, workers > 1 ? `: worker ${index}'s share of ${max}` : '');
+  }
+
+  /**
+   * This worker's part of a limit for the whole process (maxConnections, global
+   * or a listener's): split evenly, the remainder to the first workers, at
+   * least 1 each (so the parts add up to the limit unless it is below the
+   * number of workers). 0 stays 0: no limit.
+   */
+  share(limit: number): number {
+    if (limit === 0) return 0;
+    return Math.max(1, Math.floor(limit / this.workers) + (this.index < limit % this.workers ? 1 : 0));
+  }
+
+  /**
+   * What to do with an accepted fd: the one place that decides, by the
+   * listener's entry, what kind of session a new client gets.
+   */
+  accept(entry: ListenerEntry, fd: number, peer: Buffer): void {
+    let pairing: Proxy | HttpSession;
+    try {
+      pairing = entry.http !== null
+        ? new HttpSession(entry.http, fd, entry.pool, peer, entry.proxyOptions.acceptProxy)
+        : new Proxy(entry.ctx, fd, entry.pool!, peer, entry.proxyOptions);
     } catch (error) {
-      const message = error instanceof libc.SysError && error.syscall === 'bind'
-        ? `Could not listen on ${formatHostPort(l.address, l.port)}: ${error.code}`
-        : `Could not listen: ${error instanceof Error ? error.message : String(error)}`;
-      for (const opened of listeners) opened.close();
-      post({ type: 'fatal', message });
+      entry.listener.released(); // never became a pairing: it must not hold a place under the limit
+      throw error;
+    }
+    this.acceptedBy.set(pairing, entry.listener);
+    if (pairing instanceof Proxy) pairing.start();
+  }
+
+  releasedPairing(pairing: Pairing): void {
+    const listener = this.acceptedBy.get(pairing);
+    if (listener === undefined) return;
+    this.acceptedBy.delete(pairing);
+    listener.released();
+  }
+
+  get open(): number {
+    let n = this.current.pairings.size;
+    for (const g of this.older) n += g.pairings.size;
+    return n;
+  }
+
+  /** A generation's last pairing has gone: an old one is dropped; draining ends when none is left anywhere. */
+  generationEmpty(g: Generation): void {
+    if (g !== this.current) {
+      const i = this.older.indexOf(g);
+      if (i >= 0) this.older.splice(i, 1);
+    }
+    if (this.draining && this.listenersClosed && this.open === 0) this.reactor.stop();
+  }
+
+  /** SIGHUP: the new config takes the listening sockets; open pairings finish on the old one. */
+  reload(config: Config, fds: number[]): void {
+    const previous = this.current;
+    if (this.draining) return; // draining: nothing new is accepted anyway
+    let next: Generation;
+    try {
+      next = new Generation(config, this);
+      next.takeHealth(previous);
+    } catch (error) {
+      // The config was validated in the main thread: this is a bug, not a bad file. Keep the old one.
+      logError(`Reload: worker ${this.index} keeps the old config: ${error instanceof Error ? error.message : String(error)}`);
+      post({ type: 'reloaded', worker: this.index });
+      return;
+    }
+    // Out of the epoll set first (a kept socket cannot be in it twice), in again at once:
+    // a connection that arrives in between waits in the backlog.
+    previous.retire();
+    next.listen(fds);
+    this.current = next;
+    if (previous.pairings.size > 0) this.older.push(previous);
+    if (this.stats !== null) {
+      this.stats.sources.listeners = this.listenerSources();
+      this.stats.sources.pools = [...next.pools.values()];
+    }
+    post({ type: 'reloaded', worker: this.index });
+  }
+
+  listenerSources(): { stats: ListenerStats; pool: string }[] {
+    return this.current.entries.map((e) => ({ stats: e.stats, pool: e.pool?.name ?? 'routes' }));
+  }
+
+  statsSources(): StatsSources {
+    return this.stats?.sources ?? { version: VERSION, health: 'ok', startedAt: 0, counters: this.reactor.counters, listeners: this.listenerSources(), pools: [...this.current.pools.values()] };
+  }
+
+  gather(done: (reports: WorkerReport[]) => void): void {
+    this.waitingForReports.push(done);
+    if (this.waitingForReports.length === 1) post({ type: 'gather' });
+  }
+
+  gathered(reports: WorkerReport[]): void {
+    const waiting = this.waitingForReports.splice(0);
+    for (const done of waiting) done(reports);
+  }
+
+  private listenersClosed = false;
+
+  // Draining: /healthz says 503 at once; the listeners close after drainDelay;
+  // the worker stops when its last pairing is gone, or after drainTimeout (the rest are reset).
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    const config = this.current.config;
+    if (this.stats !== null) this.stats.sources.health = 'draining';
+    // drainTimeout = 0: no drain, what is open is reset now.
+    if (config.drainTimeout === 0) {
+      this.reactor.stop();
+      return;
+    }
+    const closeListeners = (): void => {
+      this.current.retire();
+      this.listenersClosed = true;
+      // The main thread closes the sockets once every worker has let go, and logs the line once.
+      post({ type: 'draining', worker: this.index, open: this.open });
+      if (this.open === 0) this.reactor.stop();
+    };
+    if (config.drainDelay > 0) this.reactor.after(config.drainDelay, closeListeners);
+    else closeListeners();
+    this.reactor.after(config.drainDelay + config.drainTimeout, () => {
+      if (this.open > 0) log(`Drain timeout: resetting the ${this.open} connection${this.open === 1 ? '' : 's'} still open.`);
+      this.reactor.stop();
+    });
+  }
+
+  /** The reactor has stopped: reset what is still open, close what this worker opened. */
+  finish(): void {
+    this.current.retire();
+    // What is still open when rsp stops (a drain timed out, a second signal,
+    // SIGQUIT) is cut: with a reset, so no peer mistakes it for a complete stream.
+    for (const g of [this.current, ...this.older]) g.pairings.resetAll('stopped');
+    this.stats?.close();
+    this.accessLog?.close();
+  }
+}
+
+function main(): void {
+  const { config, worker, workers, listenFds, exclusive, wakeFd, port } = workerData as WorkerData;
+  setLogSink((level, line) => post({ type: 'log', level, line }));
+  // "rsp-worker-0": top -H and /proc/PID/task/*/comm tell the reactor threads apart (the lab counts their wake-ups).
+  libc.setThreadName(`rsp-worker-${worker}`);
+
+  if (config.trace) trace.start(1);
+  const w = new WorkerState(worker, workers, exclusive, config);
+  const reactor = w.reactor;
+  if (config.accessLog !== '') {
+    try {
+      w.accessLog = new AccessLog(reactor, config.accessLog, config.accessLogFormat);
+    } catch (error) {
+      post({ type: 'fatal', worker, message: `Could not open the access log: ${error instanceof Error ? error.message : String(error)}` });
       return;
     }
   }
-  let stats: StatsServer | null = null;
-  if (config.stats !== null) {
-    const sources: StatsSources = { version: VERSION, health: 'ok', startedAt: Date.now(), counters: reactor.counters, listeners: listenerStats, pools: [...pools.values()] };
+  let first: Generation;
+  try {
+    first = new Generation(config, w);
+  } catch (error) {
+    post({ type: 'fatal', worker, message: `Error parsing config file: ${error instanceof Error ? error.message : String(error)}` });
+    return;
+  }
+  first.takeHealth(null);
+  first.listen(listenFds);
+  w.current = first;
+  // The stats listener: one, in worker 0; it asks the others for their figures.
+  if (config.stats !== null && worker === 0) {
+    const sources: StatsSources = { version: VERSION, health: 'ok', startedAt: Date.now(), counters: reactor.counters, listeners: w.listenerSources(), pools: [...first.pools.values()] };
+    if (workers > 1) sources.gather = (done) => w.gather(done);
     try {
-      stats = new StatsServer(reactor, config.stats.address, config.stats.port, ctx.settings, sources);
+      w.stats = new StatsServer(reactor, config.stats.address, config.stats.port, first.ctx.settings, sources);
     } catch (error) {
       const message = error instanceof libc.SysError && error.syscall === 'bind'
         ? `Could not listen on ${formatHostPort(config.stats.address, config.stats.port)} (stats): ${error.code}`
         : `Could not start the stats listener: ${error instanceof Error ? error.message : String(error)}`;
-      for (const opened of listeners) opened.close();
-      post({ type: 'fatal', message });
+      first.retire();
+      post({ type: 'fatal', worker, message });
       return;
     }
   }
-  // Draining: /healthz says 503 at once; the listeners close after drainDelay;
-  // rsp stops when the last pairing is gone, or after drainTimeout (the rest are reset).
-  let draining = false;
-  const drain = (): void => {
-    if (draining) return;
-    draining = true;
-    if (stats !== null) stats.sources.health = 'draining';
-    if (http !== null) http.draining.on = true;
-    // drainTimeout = 0: no drain, what is open is reset now.
-    if (config.drainTimeout === 0) {
-      reactor.stop();
-      return;
-    }
-    const closeListeners = (): void => {
-      for (const listener of listeners) listener.close();
-      listeners.length = 0;
-      // HTTP: idle keep-alive clients go now, the others after their current response.
-      ctx.pairings.drainAll();
-      if (http !== null) for (const u of http.upstreams.values()) u.closeAll();
-      log(`Draining: not accepting any more; ${ctx.pairings.size} connection${ctx.pairings.size === 1 ? '' : 's'} still open.`);
-      if (ctx.pairings.size === 0) reactor.stop();
-      else ctx.pairings.onEmpty = () => reactor.stop();
-    };
-    if (config.drainDelay > 0) reactor.after(config.drainDelay, closeListeners);
-    else closeListeners();
-    reactor.after(config.drainDelay + config.drainTimeout, () => {
-      if (ctx.pairings.size > 0) log(`Drain timeout: resetting the ${ctx.pairings.size} connection${ctx.pairings.size === 1 ? '' : 's'} still open.`);
-      reactor.stop();
-    });
-  };
-  reactor.add(new Control(wakeFd, port, reactor, () => accessLog?.reopen(), drain, pools), libc.EPOLLIN);
-  for (const checker of checkers) checker.start();
+  reactor.add(new Control(wakeFd, port, w), libc.EPOLLIN);
 
-  post({ type: 'listening', ports: listeners.map((l) => l.port), statsPort: stats?.listener.port ?? null });
+  post({ type: 'listening', worker, ports: first.entries.map((e) => e.listener.port), statsPort: w.stats?.listener.port ?? null });
   reactor.run();
-  for (const checker of checkers) checker.stop();
-  // What is still open when rsp stops (a drain timed out, a second signal,
-  // SIGQUIT) is cut: with a reset, so no peer mistakes it for a complete stream.
-  ctx.pairings.resetAll('stopped');
+  w.finish();
   if (trace.on) {
     // On the way out the trace is written whole: a pipe that is full for the
     // moment is waited on (10 ms at a time, a second at most), not dropped.
@@ -331,11 +500,7 @@ function main(): void {
       trace.flush();
     }
   }
-
-  for (const listener of listeners) listener.close();
-  stats?.close();
-  accessLog?.close();
-  post({ type: 'stopped', counters: reactor.counters });
+  post({ type: 'stopped', worker, counters: reactor.counters });
 }
 
 main();

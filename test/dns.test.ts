@@ -80,7 +80,8 @@ async function spread(t: ExecutionContext, port: number, n: number): Promise<Rec
 }
 
 async function startRspWith(t: ExecutionContext, lua: string): Promise<RunningProcess> {
-  const p = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', tempFile(t, 'rsp.lua', lua)]);
+  // One worker: the round-robin spreads counted here are one worker's (each worker balances its own share).
+  const p = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', tempFile(t, 'rsp.lua', `workers = 1\n${lua}`)]);
   const line = await p.waitFor(/Listening on port \d+/);
   return { ...p, port: Number(/Listening on port (\d+)/.exec(line)![1]) };
 }

@@ -192,9 +192,14 @@ export function runCli(t: ExecutionContext, args: string[], limitMs = 20000): Pr
   });
 }
 
-/** Run `rsp config.lua` (extra CLI args first) and wait for its start line. Listens on 127.0.0.1 unless told otherwise. */
+/**
+ * Run `rsp config.lua` (extra CLI args first) and wait for its start line. Listens on 127.0.0.1 unless told otherwise.
+ * One worker unless `settings` says `workers`: a test file starts dozens of rsp at once on a 2-core
+ * machine, and what most tests check is one reactor's work (test/workers.test.ts and
+ * test/reload.test.ts are about several).
+ */
 export async function startRsp(t: ExecutionContext, settings: Record<string, string | number | boolean>, extraArgs: string[] = []): Promise<RunningProcess> {
-  const file = tempFile(t, 'rsp.lua', luaConfig({ listenPort: '0', listenAddress: '127.0.0.1', ...settings }));
+  const file = tempFile(t, 'rsp.lua', luaConfig({ listenPort: '0', listenAddress: '127.0.0.1', workers: 1, ...settings }));
   // --die-with-parent: even if this test process is killed, rsp goes with it.
   const p = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', ...extraArgs, file]);
   const line = await p.waitFor(/Listening on port \d+/);

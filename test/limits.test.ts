@@ -28,7 +28,7 @@ async function served(t: ExecutionContext, port: number, text: string): Promise<
 
 bothModes('maxConnections = 2: a third client waits in the backlog, unread, until one of the first two leaves; then it is served', async (t, mode) => {
   const backendPort = await echoBackend(t);
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, maxConnections: 2 });
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, maxConnections: 2, workers: 1 });
   const first = await served(t, rsp.port, 'first');
   await served(t, rsp.port, 'second');
   await rsp.waitFor(/\] maxConnections \(2\) reached: not accepting until a connection closes/);
@@ -53,7 +53,8 @@ bothModes('maxConnections = 2: a third client waits in the backlog, unread, unti
 
 /** rsp with a `listeners` table: its ports in order, from the start line. */
 async function startListeners(t: ExecutionContext, lua: string): Promise<{ rsp: Omit<RunningProcess, 'port'>; ports: number[] }> {
-  const file = tempFile(t, 'rsp.lua', lua);
+  // One worker: with several, each holds its share of a limit (README, "Workers on every core").
+  const file = tempFile(t, 'rsp.lua', `workers = 1\n${lua}`);
   const rsp = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', file]);
   const line = await rsp.waitFor(/Listening on ports /);
   return { rsp, ports: /ports ([\d, ]+)\.$/.exec(line)![1].split(', ').map(Number) };
@@ -110,7 +111,7 @@ function openFilesLimit(pid: number): { soft: number; hard: number } {
 
 withPrlimit('rsp raises its soft open-files limit to the hard one, and the default maxConnections is (soft - 64 - listeners - members) / 2', async (t) => {
   const backendPort = await echoBackend(t);
-  const file = tempFile(t, 'rsp.lua', `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = "${backendPort}"\n`);
+  const file = tempFile(t, 'rsp.lua', `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = "${backendPort}" workers = 1\n`);
   // prlimit execs rsp: same pid. Soft 70, hard 100: raised to 100, so (100 - 64 - 1 - 1) / 2 = 17.
   const p = spawnProcess(t, 'prlimit', ['--nofile=70:100', process.execPath, RSP, '--die-with-parent', file]);
   const port = Number(/Listening on port (\d+)/.exec(await p.waitFor(/Listening on port \d+/))![1]);
@@ -127,7 +128,7 @@ withPrlimit('rsp raises its soft open-files limit to the hard one, and the defau
 
 withPrlimit('a maxConnections the open-files limit cannot hold is one warning line at start-up', async (t) => {
   const backendPort = await echoBackend(t);
-  const file = tempFile(t, 'rsp.lua', `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = "${backendPort}" maxConnections = 100\n`);
+  const file = tempFile(t, 'rsp.lua', `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = "${backendPort}" maxConnections = 100 workers = 1\n`);
   const p = spawnProcess(t, 'prlimit', ['--nofile=100:100', process.execPath, RSP, '--die-with-parent', file]);
   await p.waitFor(/Listening on port \d+/);
   t.regex(p.output(), /\] Warning: maxConnections = 100 needs about 266 file descriptors but the open-files limit is 100: accepts will pause on EMFILE before maxConnections is reached/);

@@ -53,7 +53,8 @@ function ask(port: number, localAddress?: string, limitMs = 10000): Promise<stri
 const run = runCli;
 
 /** rsp with a config written verbatim (tables need Lua, not key = value pairs). */
-const rspWith = startRspLua;
+/** One worker: the balancing counted here is one worker's (each worker balances its own share of the clients). */
+const rspWith = (t: Parameters<typeof startRspLua>[0], config: string, extraArgs: string[] = []): ReturnType<typeof startRspLua> => startRspLua(t, `workers = 1\n${config}`, extraArgs);
 
 function count(answers: string[]): Record<string, number> {
   const c: Record<string, number> = {};

@@ -164,7 +164,7 @@ bothModes('IPv6: listens on ::1 and proxies to an IPv6 backend', async (t, mode)
 
 bothModes('"[::1]" in brackets, as listenAddress and as backendAddress', async (t, mode) => {
   const backendPort = await httpBackend(t, (_req, res) => res.end('bracketed'), '::1');
-  const rsp = await startRsp(t, { listenAddress: '[::1]', backendAddress: '[::1]', backendPort, triggerMode: mode });
+  const rsp = await startRsp(t, { listenAddress: '[::1]', backendAddress: '[::1]', backendPort, triggerMode: mode, workers: 1 }); // one listening socket to find
   t.is((await get(rsp.port, '/', '::1')).body.toString(), 'bracketed');
   // Listening on ::1 itself (not on "::"): /proc/net/tcp6 lists the listening socket's address.
   const hexPort = rsp.port.toString(16).toUpperCase().padStart(4, '0');

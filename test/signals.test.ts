@@ -33,7 +33,8 @@ function listeningPorts(pid: number): number[] {
 
 test('SIGUSR1 logs "Reopening log files." and opens no debugger: rsp listens on its own port only, and serves', async (t) => {
   const backend = await listen(t, net.createServer((s) => s.end('hi')));
-  const rsp = await startRsp(t, { listenAddress: '127.0.0.1', backendAddress: '127.0.0.1', backendPort: backend });
+  // One worker: one listening socket.
+  const rsp = await startRsp(t, { listenAddress: '127.0.0.1', backendAddress: '127.0.0.1', backendPort: backend, workers: 1 });
   t.deepEqual(listeningPorts(rsp.pid), [rsp.port], 'before the signal');
   rsp.proc.kill('SIGUSR1');
   await rsp.waitFor(/Reopening log files\.$/);
@@ -56,7 +57,7 @@ async function signalDuringLoad(t: ExecutionContext, signal: NodeJS.Signals, bac
   const fifo = path.join(path.dirname(file), 'wait.fifo');
   execFileSync('mkfifo', [fifo]);
   fs.writeFileSync(file, `print("loading")\nloadfile(${JSON.stringify(fifo)})\n`
-    + `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = ${backendPort}\n`);
+    + `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = ${backendPort} workers = 1\n`);
   const rsp = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', file]);
   const closed = new Promise<number | null>((resolve) => rsp.proc.on('close', (code) => resolve(code)));
   await rsp.waitFor(/^loading$/);

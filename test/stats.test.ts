@@ -62,7 +62,8 @@ async function until(what: string, done: () => Promise<boolean> | boolean, limit
 
 async function rspWithStats(t: ExecutionContext, extra = ''): Promise<{ port: number; statsPort: number; members: number[]; rsp: Awaited<ReturnType<typeof startRspLua>> }> {
   const members = [await backend(t), await backend(t)];
-  const rsp = await startRspLua(t, `listenPort = 0 listenAddress = "127.0.0.1"
+  // One worker: its counters are the totals (several workers: test/workers.test.ts).
+  const rsp = await startRspLua(t, `listenPort = 0 listenAddress = "127.0.0.1" workers = 1
 backends = { app = { "127.0.0.1:${members[0]}", "127.0.0.1:${members[1]}" } }
 stats = { listen = "127.0.0.1:0" }
 ${extra}`);

@@ -1,7 +1,8 @@
-// The benchmark: rsp (both trigger modes, and level mode with a pool of three
-// members) against the direct path to the backend, a plain Node `net` pipe
-// proxy, nginx (stream and http) and HAProxy (tcp and http) on loopback, every
-// proxy with one worker process/thread.
+// The benchmark: rsp (both trigger modes, level mode with a pool of three
+// members, and level mode with two workers) against the direct path to the
+// backend, a plain Node `net` pipe proxy, nginx (stream and http) and HAProxy
+// (tcp and http) on loopback, every proxy with one worker process/thread but
+// rsp-w2.
 // Writes a markdown report: BENCHMARKS.md for a full run; a quick run writes
 // bench-quick.md in the temp directory (its rough figures must not replace the
 // committed ones) unless --out says where.
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
   const say = (line: string): void => void process.stdout.write(line + '\n');
   say(`rsp benchmark (${options.quick ? 'quick' : 'full'}): ${options.only.join(', ')}`);
   say(`report: ${options.out}`);
-  say(`one worker process/thread per proxy; ${os.cpus().length} cores; loopback only`);
+  say(`one worker process/thread per proxy (rsp-w2: two); ${os.cpus().length} cores; loopback only`);
   for (const [tool, present] of [['wrk', tools.wrk], ['ab', tools.ab], ['nginx', tools.nginx], ['haproxy', tools.haproxy], ['strace', tools.strace], ['curl', tools.curl]] as const) {
     if (!present) say(`  ${tool} not found: skipping what needs it`);
   }

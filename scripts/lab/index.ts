@@ -28,6 +28,7 @@ import { experiment as urgent } from './experiments/urgent';
 import { experiment as dupTrap } from './experiments/dup-trap';
 import { experiment as oneshot } from './experiments/oneshot';
 import { experiment as balance } from './experiments/balance';
+import { experiment as herd } from './experiments/herd';
 
 /** In the order they run and appear in the table. */
 export const EXPERIMENTS: readonly Experiment[] = [
@@ -41,6 +42,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   dupTrap,
   oneshot,
   balance,
+  herd,
 ];
 
 /** Run the selected experiments one after another; `progress` gets a line per row. */

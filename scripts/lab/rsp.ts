@@ -164,7 +164,8 @@ export class RspProcess {
     // A pool (backends = ...) replaces backendAddress/backendPort.
     const backend: RspSettings = 'backends' in settings ? {} : { backendAddress: HOST };
     // drainTimeout = 0: SIGTERM stops at once (the lab's connections are its own).
-    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, drainTimeout: 0, ...backend, ...settings }));
+    // workers = 1: the experiments watch one reactor (the thundering herd sets its own).
+    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, drainTimeout: 0, workers: 1, ...backend, ...settings }));
     const proc = spawn(process.execPath, [RSP_BIN, '--die-with-parent', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.set(proc, dir);
     let closed = false;

@@ -9,7 +9,7 @@ import { Listener } from '../listener';
 import type { Reactor, Timer } from '../reactor';
 import { statusPage } from './page';
 import { prometheus } from './prometheus';
-import { snapshot, type StatsSources } from './snapshot';
+import { snapshot, type StatsSnapshot, type StatsSources, type WorkerReport } from './snapshot';
 
 const MAX_HEAD = 8192;
 const HEAD_TIMEOUT_MS = 10_000;
@@ -20,6 +20,7 @@ class StatsRequest implements ConnectionOwner {
   private readonly conn: Connection;
   private head = '';
   private done = false;
+  private closed = false;
   private readonly timer: Timer;
 
   constructor(reactor: Reactor, fd: number, settings: ConnectionSettings, private readonly server: StatsServer) {
@@ -51,15 +52,29 @@ class StatsRequest implements ConnectionOwner {
       this.answer(405, 'text/plain', 'only GET and HEAD\n', false, 'Allow: GET, HEAD\r\n');
       return;
     }
-    const s = () => snapshot(this.server.sources);
     if (path === '/healthz') {
       const draining = this.server.sources.health === 'draining';
       this.answer(draining ? 503 : 200, 'text/plain', draining ? 'draining\n' : 'ok\n', head);
+      return;
     }
-    else if (path === '/stats') this.answer(200, 'application/json', JSON.stringify(s(), null, 2) + '\n', head);
-    else if (path === '/metrics') this.answer(200, 'text/plain; version=0.0.4; charset=utf-8', prometheus(s()), head);
-    else if (path === '/') this.answer(200, 'text/html; charset=utf-8', statusPage(s()), head);
-    else this.answer(404, 'text/plain', 'not found: try /, /stats, /metrics or /healthz\n', head);
+    const render: ((s: StatsSnapshot) => [string, string]) | null =
+      path === '/stats' ? (s) => ['application/json', JSON.stringify(s, null, 2) + '\n']
+      : path === '/metrics' ? (s) => ['text/plain; version=0.0.4; charset=utf-8', prometheus(s)]
+      : path === '/' ? (s) => ['text/html; charset=utf-8', statusPage(s)]
+      : null;
+    if (render === null) {
+      this.answer(404, 'text/plain', 'not found: try /, /stats, /metrics or /healthz\n', head);
+      return;
+    }
+    this.done = true; // no more bytes are looked at while the other workers are asked
+    const sources = this.server.sources;
+    const reply = (others: WorkerReport[]): void => {
+      if (this.closed) return;
+      const [type, body] = render(snapshot(sources, Date.now(), others));
+      this.answer(200, type, body, head);
+    };
+    if (sources.gather === undefined) reply([]);
+    else sources.gather(reply);
   }
 
   onEnd(): void {
@@ -67,6 +82,7 @@ class StatsRequest implements ConnectionOwner {
   }
 
   onClose(): void {
+    this.closed = true;
     this.timer.cancel();
   }
 

@@ -5,7 +5,7 @@
 import type { Member } from '../balancer/member';
 import { DOWN } from '../balancer/member';
 import type { Pool } from '../balancer/pool';
-import { syscalls, type Counters } from '../counters';
+import { sumCounters, syscalls, type Counters } from '../counters';
 import type { ListenerStats } from '../proxy';
 
 export interface MemberSnapshot {
@@ -35,7 +35,7 @@ export interface StatsSnapshot {
   pools: { name: string; balance: string; up: number; members: MemberSnapshot[] }[];
   /** Connections closed, by cause (closed, ECONNRESET, idle timeout, no backend (...)...). */
   closes: Record<string, number>;
-  /** Per worker thread, then summed (one worker today). */
+  /** Per worker thread, then summed. */
   workers: { worker: number; counters: Omit<Counters, 'closes'> & { syscalls: number } }[];
   totals: Omit<Counters, 'closes'> & { syscalls: number };
 }
@@ -47,6 +47,30 @@ export interface StatsSources {
   counters: Counters;
   listeners: { stats: ListenerStats; pool: string }[];
   pools: Pool[];
+  /**
+   * With several workers: ask the others for their reports (through the main
+   * thread) and call `done` with them; absent with one worker. The stats
+   * listener lives in worker 0, the others' figures come from here.
+   */
+  gather?: (done: (reports: WorkerReport[]) => void) => void;
+}
+
+/** What one worker tells worker 0's stats listener: its counters and its share of the listeners' and members' figures. */
+export interface WorkerReport {
+  worker: number;
+  counters: Counters;
+  listeners: { name: string; connectionsTotal: number; connectionsActive: number; bytesIn: number; bytesOut: number }[];
+  members: { pool: string; name: string; active: number; total: number; failures: number; bytesIn: number; bytesOut: number }[];
+}
+
+/** This worker's report, from the same sources the snapshot reads. */
+export function workerReport(worker: number, src: StatsSources): WorkerReport {
+  return {
+    worker,
+    counters: src.counters,
+    listeners: src.listeners.map(({ stats }) => ({ name: stats.name, connectionsTotal: stats.total, connectionsActive: stats.active, bytesIn: stats.bytesIn, bytesOut: stats.bytesOut })),
+    members: src.pools.flatMap((p) => p.members.map((m) => ({ pool: p.name, name: m.name, active: m.active, total: m.total, failures: m.failures, bytesIn: m.bytesIn, bytesOut: m.bytesOut }))),
+  };
 }
 
 function member(m: Member): MemberSnapshot {
@@ -57,10 +81,21 @@ function member(m: Member): MemberSnapshot {
   };
 }
 
-export function snapshot(src: StatsSources, now = Date.now()): StatsSnapshot {
-  const { closes, ...rest } = src.counters;
-  const counters = { ...rest, syscalls: syscalls(src.counters) };
-  return {
+/**
+ * The snapshot of worker 0's sources, with the other workers' reports added
+ * in: counters per worker and summed, listeners and members summed by name.
+ * Members' states are worker 0's, the one that decides them (supervisor/health.ts).
+ */
+export function snapshot(src: StatsSources, now = Date.now(), others: WorkerReport[] = []): StatsSnapshot {
+  const perWorker = (worker: number, c: Counters) => {
+    const { closes: _closes, ...rest } = c;
+    return { worker, counters: { ...rest, syscalls: syscalls(c) } };
+  };
+  const all = [src.counters, ...others.map((r) => r.counters)];
+  const summed = sumCounters(all);
+  const { closes, ...rest } = summed;
+  const totals = { ...rest, syscalls: syscalls(summed) };
+  const shot: StatsSnapshot = {
     version: src.version,
     pid: process.pid,
     uptimeSeconds: Math.round((now - src.startedAt) / 1000),
@@ -70,7 +105,27 @@ export function snapshot(src: StatsSources, now = Date.now()): StatsSnapshot {
     })),
     pools: src.pools.map((p) => ({ name: p.name, balance: p.balance, up: p.upCount, members: p.members.map(member) })),
     closes: { ...closes },
-    workers: [{ worker: 0, counters }],
-    totals: counters,
+    workers: [perWorker(0, src.counters), ...others.map((r) => perWorker(r.worker, r.counters))],
+    totals,
   };
+  for (const r of others) {
+    for (const l of r.listeners) {
+      const mine = shot.listeners.find((x) => x.name === l.name);
+      if (mine === undefined) continue;
+      mine.connectionsTotal += l.connectionsTotal;
+      mine.connectionsActive += l.connectionsActive;
+      mine.bytesIn += l.bytesIn;
+      mine.bytesOut += l.bytesOut;
+    }
+    for (const m of r.members) {
+      const mine = shot.pools.find((p) => p.name === m.pool)?.members.find((x) => x.name === m.name);
+      if (mine === undefined) continue;
+      mine.active += m.active;
+      mine.total += m.total;
+      mine.failures += m.failures;
+      mine.bytesIn += m.bytesIn;
+      mine.bytesOut += m.bytesOut;
+    }
+  }
+  return shot;
 }

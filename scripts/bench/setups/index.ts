@@ -6,9 +6,9 @@ import { direct } from './direct';
 import { haproxyHttp, haproxyTcp } from './haproxy';
 import { nginxHttp, nginxStream } from './nginx';
 import { nodeNet } from './node-net';
-import { rspEdge, rspLevel, rspPool3 } from './rsp';
+import { rspEdge, rspLevel, rspPool3, rspWorkers2 } from './rsp';
 
-export const SETUPS: readonly Setup[] = [direct, rspLevel, rspPool3, rspEdge, nodeNet, nginxStream, nginxHttp, haproxyTcp, haproxyHttp];
+export const SETUPS: readonly Setup[] = [direct, rspLevel, rspPool3, rspWorkers2, rspEdge, nodeNet, nginxStream, nginxHttp, haproxyTcp, haproxyHttp];
 
 /** A setup's row label by its name (for a reference that did not run). */
 export function labelOf(name: string): string {

@@ -1,6 +1,11 @@
 // rsp itself, with its defaults, in either trigger mode: bin/rsp with a config
-// that sets only the addresses and triggerMode. One process; its reactor is a
-// worker thread, so its pid's CPU and syscalls cover both threads.
+// that sets only the addresses, triggerMode and the number of workers. One
+// process; its reactors are worker threads, so its pid's CPU and syscalls
+// cover every thread.
+//
+// rsp-level, rsp-edge and rsp-pool3 run one worker (workers = 1), the rows
+// this benchmark has always had; rsp-w2 is rsp-level with two workers (each
+// its own listening socket, SO_REUSEPORT), for the scaling figures.
 //
 // rsp-pool3 is rsp level with a pool of three members instead of the one
 // backend (`backends = { app = { three members, balance = "roundrobin" } }`):
@@ -18,15 +23,16 @@ import type { Running, Setup } from '../setup';
 
 export const RSP_BIN = path.join(ROOT, 'bin', 'rsp');
 
-function rsp(mode: 'level' | 'edge'): Setup {
+function rsp(mode: 'level' | 'edge', workers = 1): Setup {
+  const name = workers === 1 ? `rsp-${mode}` : `rsp-w${workers}`;
   return {
-    name: `rsp-${mode}`,
-    label: `rsp ${mode}`,
+    name,
+    label: workers === 1 ? `rsp ${mode}` : `rsp ${mode}, ${workers} workers`,
     proxy: true,
     needs: () => null,
     async start(backendPort, dir) {
-      const file = path.join(dir, `rsp-${mode}-${backendPort}.lua`);
-      fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackendAddress = "127.0.0.1"\nbackendPort = "${backendPort}"\ntriggerMode = "${mode}"\n`);
+      const file = path.join(dir, `${name}-${backendPort}.lua`);
+      fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackendAddress = "127.0.0.1"\nbackendPort = "${backendPort}"\ntriggerMode = "${mode}"\nworkers = ${workers}\n`);
       return running(await startService(process.execPath, [RSP_BIN, '--die-with-parent', file]));
     },
   };
@@ -34,6 +40,7 @@ function rsp(mode: 'level' | 'edge'): Setup {
 
 export const rspLevel = rsp('level');
 export const rspEdge = rsp('edge');
+export const rspWorkers2 = rsp('level', 2);
 
 /** Members in the pool setup. */
 const POOL_MEMBERS = 3;
@@ -50,7 +57,7 @@ export const rspPool3: Setup = {
     }
     const file = path.join(dir, `rsp-pool3-${backendPort}.lua`);
     const members = ports.map((p) => `"127.0.0.1:${p}"`).join(', ');
-    fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackends = { app = { ${members}, balance = "roundrobin" } }\ntriggerMode = "level"\n`);
+    fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackends = { app = { ${members}, balance = "roundrobin" } }\ntriggerMode = "level"\nworkers = 1\n`);
     const proxy = running(await startService(process.execPath, [RSP_BIN, '--die-with-parent', file]));
     try {
       return { ...proxy, detail: await checkSpread(proxy, ports) };
