@@ -53,6 +53,9 @@ export class ListenerStats {
   /** Bytes from clients, and to them. */
   bytesIn = 0;
   bytesOut = 0;
+  /** HTTP mode: requests read, and responses by class (index 1: 1xx ... 5: 5xx), rsp's own answers included. */
+  requests = 0;
+  readonly responses = [0, 0, 0, 0, 0, 0];
   constructor(public name: string) {}
 }
 

@@ -335,6 +335,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
         }
         i = req.headEnd;
         this.waitFor(Wait.None, 0);
+        this.ctx.listener.requests++;
         if (!this.startRequest()) return;
       } else if (this.phase === Phase.Body) {
         const n = this.reqBody.take(data, i, length);
@@ -840,6 +841,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
   // ------------------------------------------------------------ the end
 
   private logRequest(end: string): void {
+    if (this.status >= 100 && this.status < 600) this.ctx.listener.responses[(this.status / 100) | 0]++;
     const log = this.ctx.accessLog;
     const req = this.req;
     if (log === null || req === null) return;

@@ -37,6 +37,9 @@ export function prometheus(s: StatsSnapshot): string {
     [{ listener: l.name, direction: 'in' }, l.bytesIn] as [Labels, number],
     [{ listener: l.name, direction: 'out' }, l.bytesOut] as [Labels, number],
   ]));
+  m.metric('rsp_http_requests_total', 'counter', 'HTTP mode: requests read.', s.listeners.map((l) => [{ listener: l.name }, l.requests]));
+  m.metric('rsp_http_responses_total', 'counter', 'HTTP mode: responses by class, rsp\'s own answers (4xx, 5xx) included.', s.listeners.flatMap((l) =>
+    Object.entries(l.responses).map(([code, n]) => [{ listener: l.name, code }, n] as [Labels, number])));
   const members = s.pools.flatMap((p) => p.members.map((mb) => ({ pool: p.name, mb })));
   m.metric('rsp_backend_up', 'gauge', '1 while a pool member takes traffic, 0 while it is down.', members.map(({ pool, mb }) => [{ pool, member: mb.name }, mb.state === 'up' ? 1 : 0]));
   m.metric('rsp_backend_connections_total', 'counter', 'Connections established with a pool member.', members.map(({ pool, mb }) => [{ pool, member: mb.name }, mb.total]));

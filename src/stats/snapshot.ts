@@ -31,7 +31,7 @@ export interface StatsSnapshot {
   uptimeSeconds: number;
   /** "ok" while serving; "draining" from SIGTERM on (/healthz then answers 503). */
   health: 'ok' | 'draining';
-  listeners: { name: string; pool: string; connectionsTotal: number; connectionsActive: number; bytesIn: number; bytesOut: number }[];
+  listeners: ({ name: string; pool: string } & ListenerFigures)[];
   pools: { name: string; balance: string; up: number; members: MemberSnapshot[] }[];
   /** Connections closed, by cause (closed, ECONNRESET, idle timeout, no backend (...)...). */
   closes: Record<string, number>;
@@ -55,11 +55,30 @@ export interface StatsSources {
   gather?: (done: (reports: WorkerReport[]) => void) => void;
 }
 
+/** A listener's figures (in a worker, or summed over them). */
+export interface ListenerFigures {
+  connectionsTotal: number;
+  connectionsActive: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** HTTP mode: requests read, and responses by class ("2xx": n; rsp's own answers included). */
+  requests: number;
+  responses: Record<string, number>;
+}
+
+const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+function figures(stats: ListenerStats): ListenerFigures {
+  const responses: Record<string, number> = {};
+  CLASSES.forEach((c, i) => (responses[c] = stats.responses[i + 1]));
+  return { connectionsTotal: stats.total, connectionsActive: stats.active, bytesIn: stats.bytesIn, bytesOut: stats.bytesOut, requests: stats.requests, responses };
+}
+
 /** What one worker tells worker 0's stats listener: its counters and its share of the listeners' and members' figures. */
 export interface WorkerReport {
   worker: number;
   counters: Counters;
-  listeners: { name: string; connectionsTotal: number; connectionsActive: number; bytesIn: number; bytesOut: number }[];
+  listeners: ({ name: string } & ListenerFigures)[];
   members: { pool: string; name: string; active: number; total: number; failures: number; bytesIn: number; bytesOut: number }[];
 }
 
@@ -68,7 +87,7 @@ export function workerReport(worker: number, src: StatsSources): WorkerReport {
   return {
     worker,
     counters: src.counters,
-    listeners: src.listeners.map(({ stats }) => ({ name: stats.name, connectionsTotal: stats.total, connectionsActive: stats.active, bytesIn: stats.bytesIn, bytesOut: stats.bytesOut })),
+    listeners: src.listeners.map(({ stats }) => ({ name: stats.name, ...figures(stats) })),
     members: src.pools.flatMap((p) => p.members.map((m) => ({ pool: p.name, name: m.name, active: m.active, total: m.total, failures: m.failures, bytesIn: m.bytesIn, bytesOut: m.bytesOut }))),
   };
 }
@@ -100,9 +119,7 @@ export function snapshot(src: StatsSources, now = Date.now(), others: WorkerRepo
     pid: process.pid,
     uptimeSeconds: Math.round((now - src.startedAt) / 1000),
     health: src.health,
-    listeners: src.listeners.map(({ stats, pool }) => ({
-      name: stats.name, pool, connectionsTotal: stats.total, connectionsActive: stats.active, bytesIn: stats.bytesIn, bytesOut: stats.bytesOut,
-    })),
+    listeners: src.listeners.map(({ stats, pool }) => ({ name: stats.name, pool, ...figures(stats) })),
     pools: src.pools.map((p) => ({ name: p.name, balance: p.balance, up: p.upCount, members: p.members.map(member) })),
     closes: { ...closes },
     workers: [perWorker(0, src.counters), ...others.map((r) => perWorker(r.worker, r.counters))],
@@ -116,6 +133,8 @@ export function snapshot(src: StatsSources, now = Date.now(), others: WorkerRepo
       mine.connectionsActive += l.connectionsActive;
       mine.bytesIn += l.bytesIn;
       mine.bytesOut += l.bytesOut;
+      mine.requests += l.requests;
+      for (const c of CLASSES) mine.responses[c] += l.responses[c] ?? 0;
     }
     for (const m of r.members) {
       const mine = shot.pools.find((p) => p.name === m.pool)?.members.find((x) => x.name === m.name);
