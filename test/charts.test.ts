@@ -99,6 +99,8 @@ const LAB: LabResults = {
     labRow(1, '1', 'level', { readPolicy: 'drain' }, { megabytes: 200, mbPerSecond: 1456, syscallsPerMB: 32.2, syscalls: 6440, reads: 3057, readsEagain: 0, writes: 3073, epollWaits: 217 }),
     labRow(2, '2', 'edge', { readPolicy: 'eagain' }, { connections: 16, requestsPerSecond: 27759, syscallsPerRequest: 6.2, readsPerRequest: 4, eagainPerRequest: 2, writesPerRequest: 2, waitsPerRequest: 0.2 }),
     labRow(3, '3', 'level', { readBufferSize: 1024 }, { share1: 0.5, share2: 0.5, windowMB: 264 }),
+    labRow(6, '6a', 'edge', { rdhup: true }, { readsPerConn: 2.01, eagainPerConn: 0, waitsPerConn: 0.45, eventsPerConn: 4.17, ctlPerConn: 2 }),
+    labRow(6, '6b', 'edge', { epolloutPolicy: 'always' }, { idleWaitsPerSecond: 0 }),
     labRow(3, '3', 'edge', { readBufferSize: 1024, readBudget: 0 }, { share1: 0.95, share2: 0.05, windowMB: 243 }),
     labRow(10, '10', 'level', { balance: 'roundrobin' }, { requests: 600, fastA: 200, fastB: 200, slow: 200, p50: 0.8, p90: 21.2, p99: 23.6 }),
     labRow(10, '10', 'level', { balance: 'leastconn' }, { requests: 600, fastA: 285, fastB: 283, slow: 32, p50: 1.0, p90: 2.2, p99: 22.5 }),
@@ -111,7 +113,7 @@ const LAB: LabResults = {
 
 test('the lab charts: one per experiment that has one, with its rows and figures', (t) => {
   const charts = labCharts(LAB);
-  t.deepEqual(charts.map((c) => c.file), ['lab-1-bulk-syscalls.svg', 'lab-2-keepalive-syscalls.svg', 'lab-3-fairness.svg', 'lab-10-balance.svg', 'lab-11-wakeups-per-accept.svg']);
+  t.deepEqual(charts.map((c) => c.file), ['lab-1-bulk-syscalls.svg', 'lab-2-keepalive-syscalls.svg', 'lab-3-fairness.svg', 'lab-6a-rdhup.svg', 'lab-10-balance.svg', 'lab-11-wakeups-per-accept.svg']);
   const byFile = Object.fromEntries(charts.map((c) => [c.file, texts(c)]));
   for (const c of charts) wellFormed(t, c, byFile[c.file].svg);
 
@@ -129,6 +131,11 @@ test('the lab charts: one per experiment that has one, with its rows and figures
   t.regex(fair, /^stream 2$/m);
   t.regex(fair, /^95$/m);
   t.regex(fair, /^243 MB$/m);
+  const rdhup = byFile['lab-6a-rdhup.svg'].all;
+  t.regex(rdhup, /^edge, rdhup=true$/m);
+  t.regex(rdhup, /^epoll_ctl$/m);
+  t.regex(rdhup, /^4\.17 epoll events$/m);
+  t.false(rdhup.includes('epolloutPolicy'), 'only the 6a rows');
   const balance = byFile['lab-10-balance.svg'].all;
   t.regex(balance, /^slow member$/m);
   t.regex(balance, /^285$/m);
@@ -137,7 +144,7 @@ test('the lab charts: one per experiment that has one, with its rows and figures
   t.regex(herd, /Wake-ups per accepted connection/);
   t.regex(herd, /^level, workers=4 exclusive=true$/m);
   t.regex(herd, /^3\.25$/m);
-  t.is(LAB_CHARTS.length, 5);
+  t.is(LAB_CHARTS.length, 6);
 });
 
 test('the fairness chart draws shares over time when the rows carry the streams sampled', (t) => {
@@ -221,4 +228,25 @@ test('the SVG check finds what a browser would refuse', (t) => {
   t.regex(svgProblem(ok + '<svg/>')!, /second root/);
   t.regex(svgProblem(ok.slice(0, -6))!, /never closed/);
   t.regex(svgProblem('')!, /no <svg>/);
+});
+
+test('a chart drawn twice is the same file, whatever was drawn before it', (t) => {
+  const [first] = benchCharts(BENCH);
+  const once = renderChart(first);
+  for (const c of labCharts(LAB)) renderChart(c);
+  t.is(renderChart(first), once);
+  t.notRegex(once, /zr\d/);
+});
+
+test('the committed charts are what the committed raw results draw, and BENCHMARKS.md links them as npm run bench would', (t) => {
+  const bench = JSON.parse(fs.readFileSync(path.join(DOCS_CHARTS, 'bench-results.json'), 'utf8')) as BenchResults;
+  const lab = JSON.parse(fs.readFileSync(path.join(DOCS_CHARTS, 'lab-results.json'), 'utf8')) as LabResults;
+  const charts = [...benchCharts(bench), ...labCharts(lab)];
+  t.true(charts.length >= 10);
+  for (const c of charts) {
+    // After changing how a chart looks: npm run build && npm run charts.
+    t.is(fs.readFileSync(path.join(DOCS_CHARTS, c.file), 'utf8'), renderChart(c) + '\n', `${c.file} is stale: run npm run charts`);
+  }
+  const report = path.join(ROOT, 'BENCHMARKS.md');
+  t.true(fs.readFileSync(report, 'utf8').includes(`## Charts\n\n${chartsSection(report, bench)}\n\n## Targets`));
 });

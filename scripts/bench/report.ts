@@ -286,8 +286,6 @@ ${roundsList(rows, p)}
 ${[...skipped, ...toolNotes, ...notes].length ? `\nNotes from this run:\n\n${[...skipped, ...toolNotes, ...notes].join('\n')}\n` : ''}
 ## Charts
 
-The figures above, drawn by \`npm run bench\` (again from their raw figures, without a run: \`npm run charts\`).
-
 ${chartsSection(ctx.options.out, benchResults(rows, p, command, ctx.options.quick, startedAt))}
 
 ## Targets

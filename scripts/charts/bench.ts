@@ -149,9 +149,11 @@ export function benchCharts(results: BenchResults): Chart[] {
   return [reqPerSecond(results, 'keepAlive'), reqPerSecond(results, 'close'), cpuPerRequest(results), syscallsPerRequest(results), bulk(results), rss(results)];
 }
 
-/** The report's "Charts" section: image links to the charts written beside it. */
+/** The report's "Charts" section: a line saying how they are made, and image links to the charts written beside it. */
 export function chartsSection(report: string, results: BenchResults): string {
-  return markdownLinks(path.dirname(report), chartsDirFor(report), benchCharts(results));
+  const dir = chartsDirFor(report);
+  const redraw = dir === DOCS_CHARTS ? '`npm run charts`' : `\`npm run charts -- --bench ${path.join(dir, BENCH_RESULTS)} --out ${dir}\``;
+  return `The figures above, drawn by \`npm run bench\` (to draw them again from the raw figures, without a run: ${redraw}).\n\n${markdownLinks(path.dirname(report), dir, benchCharts(results))}`;
 }
 
 /** Write bench-results.json and the charts next to the report; returns the files written. */

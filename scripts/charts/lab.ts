@@ -145,6 +145,32 @@ function fairnessShares(rows: ChartRow[], results: LabResults): Chart {
   });
 }
 
+/** 6a: what a short connection costs rsp in reads, epoll_wait and epoll_ctl, with and without EPOLLRDHUP. */
+function rdhupCalls(rows: ChartRow[], results: LabResults): Chart {
+  const split = (r: ChartRow): Record<string, number> => {
+    const f = r.figures;
+    return {
+      read: f.readsPerConn - (f.eagainPerConn ?? 0),
+      'read (EAGAIN)': f.eagainPerConn ?? 0,
+      epoll_wait: f.waitsPerConn,
+      epoll_ctl: f.ctlPerConn,
+    };
+  };
+  return stackedChart({
+    file: 'lab-6a-rdhup.svg',
+    alt: 'Experiment 6a: reads, epoll_wait and epoll_ctl calls per short connection, with and without EPOLLRDHUP',
+    title: 'Short connections: epoll and read calls per connection',
+    subtitle: `${when(results, rows)}: request, half-close, answer, close, 16 connections at a time. EPOLLRDHUP saves the read() that returns 0; edge mode registers once and never modifies. Accept, connect, write, shutdown and close are left out (the same in every row).`,
+    axis: 'calls per connection (lower is better)',
+    categories: rows.map(rowName),
+    parts: callStack(rows, split),
+    totals: rows.map((r) => `${num(r.figures.eventsPerConn, 2)} epoll events`),
+    insideFrom: 0.9,
+    digits: 2,
+    labelWidth: 280,
+  });
+}
+
 /** 10: where the requests went with one slow member, and what that did to the tail. */
 function balanceShares(rows: ChartRow[], results: LabResults): Chart {
   return stackedChart({
@@ -189,6 +215,7 @@ export const LAB_CHARTS: readonly LabChart[] = [
   { rows: experiment(1), draw: bulkSyscalls },
   { rows: experiment(2), draw: keepAliveSyscalls },
   { rows: experiment(3), draw: fairnessShares },
+  { rows: (all) => all.filter((r) => r.label === '6a'), draw: rdhupCalls },
   { rows: experiment(10), draw: balanceShares },
   { rows: (all) => all.filter((r) => r.figures.wakeupsPerAccept !== undefined), draw: wakeupsPerAccept },
 ];

@@ -84,11 +84,31 @@ export function renderChart(chart: Chart): string {
   const instance = echarts.init(null, null, { renderer: 'svg', ssr: true, width: chart.width, height: chart.height });
   try {
     instance.setOption({ animation: false, backgroundColor: '#ffffff', textStyle: { fontFamily: FONT }, ...chart.option });
-    return instance.renderToSVGString();
+    return stableIds(instance.renderToSVGString());
   } finally {
     // Without it a timer of the chart keeps the process alive.
     instance.dispose();
   }
+}
+
+/**
+ * ECharts numbers its class names and clip-path ids by how many charts the
+ * process drew before ("zr9-cls-67"): renumbered from 0 per file, so that a
+ * chart redrawn from the same figures is the same file, whatever else ran.
+ */
+function stableIds(svg: string): string {
+  const ids = new Map<string, string>();
+  const counts = new Map<string, number>();
+  return svg.replace(/\bzr\d+-(cls-|c)\d+\b/g, (id, kind: string) => {
+    let mine = ids.get(id);
+    if (mine === undefined) {
+      const n = counts.get(kind) ?? 0;
+      counts.set(kind, n + 1);
+      mine = `zr-${kind}${n}`;
+      ids.set(id, mine);
+    }
+    return mine;
+  });
 }
 
 /** Render the charts into `dir` (created if needed); returns the files written. */

@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   const chartsDir = labChartsDir(options.charts, options.quick, options.only);
   if (chartsDir !== null) {
     const files = writeLabCharts(chartsDir, { date: new Date().toISOString(), quick: options.quick, rows });
-    print(`charts: ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
+    print(`charts and their raw results in ${chartsDir}: ${files.map((f) => path.basename(f)).join(', ')}`);
   }
   if (failed > 0) process.exitCode = 1;
 }
