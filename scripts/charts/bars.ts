@@ -220,12 +220,12 @@ export function lineChart(spec: LineSpec): Chart {
   return { file: spec.file, alt: spec.alt, width: WIDTH, height: 400 + legendRows * 24 + lines(spec.subtitle) * 16, option };
 }
 
-/** How many lines the legend wraps to: about 6.5 px a character at 12 px, plus the symbol and the gap. */
+/** How many lines the legend wraps to: about 5.8 px a character at 12 px, plus the symbol and the gap. */
 function legendLines(names: string[]): number {
   let rows = 1;
   let x = 0;
   for (const name of names) {
-    const w = name.length * 6.5 + 45;
+    const w = name.length * 5.8 + 42;
     if (x > 0 && x + w > 820) {
       rows++;
       x = 0;
