@@ -1,9 +1,11 @@
-// The README's config reference and examples/full.lua say what the code does.
+// The README's config reference and examples/full.lua say what the code does;
+// the charts the documents link are there.
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OPTIONS, parseConfig } from '../src/config';
 import { ROOT } from './helpers';
+import { svgProblem } from './svg';
 
 function defaultText(value: string | number | boolean | undefined, table = false): string {
   if (table) return 'none';
@@ -232,4 +234,44 @@ test('every trace line quoted in docs/ and the README is one the program prints'
   t.true(found['docs/epoll.md'] >= 10, JSON.stringify(found));
   t.true(found['README.md'] >= 2, JSON.stringify(found));
   t.deepEqual(wrong, [], `lines that no trace.line/log call in src/ prints (regenerate them with node bin/rsp --trace):\n${wrong.join('\n')}`);
+});
+
+// ---------------------------------------------------------------- charts
+
+/** Image links in a markdown text: ![alt](target) and <img src="target">. */
+function imageLinks(text: string): string[] {
+  return [
+    ...[...text.matchAll(/!\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]),
+    ...[...text.matchAll(/<img\b[^>]*\bsrc\s*=\s*["']([^"']+)["']/g)].map((m) => m[1]),
+  ];
+}
+
+test('every chart a document links exists in the repo and is a well-formed SVG', (t) => {
+  const docs = ['README.md', 'BENCHMARKS.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  const linked = new Map<string, string[]>();
+  for (const doc of docs) {
+    const found: string[] = [];
+    for (const target of imageLinks(fs.readFileSync(path.join(ROOT, doc), 'utf8'))) {
+      if (/^[a-z][a-z0-9+.-]*:/i.test(target)) {
+        t.fail(`${doc} links an image outside the repo: ${target}`);
+        continue;
+      }
+      const file = path.resolve(ROOT, path.dirname(doc), decodeURI(target.split('#')[0]));
+      if (!file.startsWith(ROOT + path.sep)) {
+        t.fail(`${doc}: ${target} is outside the repo`);
+        continue;
+      }
+      if (!fs.existsSync(file)) {
+        t.fail(`${doc}: ${target} does not exist`);
+        continue;
+      }
+      if (file.endsWith('.svg')) t.is(svgProblem(fs.readFileSync(file, 'utf8')), null, `${doc}: ${target}`);
+      found.push(path.relative(ROOT, file).split(path.sep).join('/'));
+    }
+    linked.set(doc, found);
+  }
+  // So that the check above has something to check: the two documents with charts link them.
+  t.deepEqual(linked.get('BENCHMARKS.md')!.filter((f) => f.startsWith('docs/charts/')).sort(),
+    ['bench-bulk', 'bench-close', 'bench-cpu', 'bench-keepalive', 'bench-rss', 'bench-syscalls'].map((n) => `docs/charts/${n}.svg`));
+  t.true(linked.get('docs/lab.md')!.filter((f) => /^docs\/charts\/lab-.*\.svg$/.test(f)).length >= 4, linked.get('docs/lab.md')!.join(' '));
 });

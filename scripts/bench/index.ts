@@ -27,6 +27,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { benchResults, writeBenchCharts } from '../charts/bench';
 import { BENCH_BACKEND, startBackend, startHoldBackend } from './backends';
 import { ROOT } from './constants';
 import { finishSetup } from './finish';
@@ -108,12 +109,13 @@ async function main(): Promise<void> {
 
   const text = report(ctx, rows, commandLine(argv), startedAt, (Date.now() - started) / 1000, readPreviousNotes(options.out));
   fs.writeFileSync(options.out, text);
+  const charts = writeBenchCharts(options.out, benchResults(rows, params, commandLine(argv), options.quick, startedAt));
   say('');
   say(table(rows, params));
   say('');
   say(targets(rows, params, options.quick));
   say('');
-  say(`Wrote ${options.out} (${Math.round((Date.now() - started) / 1000)} s).`);
+  say(`Wrote ${options.out} (${Math.round((Date.now() - started) / 1000)} s), and ${charts.length - 1} charts with their raw figures in ${path.dirname(charts[0])}.`);
   if (options.quick && options.out !== FULL_REPORT) say('(A quick run does not replace BENCHMARKS.md; --out BENCHMARKS.md would.)');
 }
 

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { benchResults, chartsSection } from '../charts/bench';
 import { NOTES_MARKER, ROOT } from './constants';
 import { fmt0, fmt1, fmt2, fmtInt, fmtMB, fmtMs, median, rangeText } from './format';
 import type { Params } from './options';
@@ -283,6 +284,10 @@ Req/s round by round (in the order the rounds ran, then min–max${rows.some((r)
 
 ${roundsList(rows, p)}
 ${[...skipped, ...toolNotes, ...notes].length ? `\nNotes from this run:\n\n${[...skipped, ...toolNotes, ...notes].join('\n')}\n` : ''}
+## Charts
+
+${chartsSection(ctx.options.out, benchResults(rows, p, command, ctx.options.quick, startedAt))}
+
 ## Targets
 
 For rsp level and rsp edge, checked against the figures above (for req/s, the medians over the rounds). "rounds overlap": the two setups' round-by-round figures overlap (the other setup's scaled by the target's factor), so that verdict is within this machine's run-to-run spread and could flip on another run. The two "Pool of 3" rows compare ${labelOf(POOL)} with single-backend rsp level, both in this run: the verdict is on the medians over the rounds of the proxy's CPU µs per request in each round's run (listed under the results table), then each round's pair side by side (the rounds interleave the setups, so a pair ran close together) and, for keep-alive, the table's CPU column (from the round at the median req/s); "rounds overlap" there means the pool's rounds are not all on one side of the single backend's rounds × 1.03, so a difference of a few percent is within this machine's spread (±15–30% run to run).

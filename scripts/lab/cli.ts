@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { labChartsDir, writeLabCharts } from '../charts/lab';
 import { EXPERIMENTS, runLab } from './index';
 import { FULL, QUICK } from './params';
 import { SIDES } from './peer';
@@ -13,11 +14,13 @@ import { formatTable, n1, PRIMER } from './table';
 /** "  1  bulk transfer" ... one line per experiment, for the help and for a wrong --only. */
 const CHOICES = EXPERIMENTS.map((e) => `  ${String(e.n).padStart(2)}  ${e.title}`).join('\n');
 
-const USAGE = `Usage: npm run lab -- [--quick] [--only N,M] [--json FILE]
+const USAGE = `Usage: npm run lab -- [--quick] [--only N,M] [--json FILE] [--charts DIR]
 
   --quick       shorter runs (50 MB bulk, fewer requests, 1 s timeouts): under 40 s
   --only LIST   run only these experiments (numbers, comma separated)
   --json FILE   also write the raw results to FILE
+  --charts DIR  write the charts (SVG) and their raw results to DIR; a full run
+                of every experiment writes them to docs/charts without it
   -h, --help    show this help
 
 Experiments:
@@ -27,10 +30,11 @@ interface Options {
   quick: boolean;
   only: number[] | null;
   json: string | null;
+  charts: string | null;
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { quick: false, only: null, json: null };
+  const options: Options = { quick: false, only: null, json: null, charts: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -50,6 +54,7 @@ function parseOptions(argv: string[]): Options {
       }
       options.only = words.map(Number);
     } else if (arg === '--json') options.json = path.resolve(value());
+    else if (arg === '--charts') options.charts = path.resolve(value());
     else if (arg === '-h' || arg === '--help') {
       process.stdout.write(USAGE + '\n');
       process.exit(0);
@@ -99,6 +104,11 @@ async function main(): Promise<void> {
     };
     fs.writeFileSync(options.json, JSON.stringify(report, null, 2) + '\n');
     print(`raw results: ${options.json}`);
+  }
+  const chartsDir = labChartsDir(options.charts, options.quick, options.only);
+  if (chartsDir !== null) {
+    const files = writeLabCharts(chartsDir, { date: new Date().toISOString(), quick: options.quick, rows });
+    print(`charts and their raw results in ${chartsDir}: ${files.map((f) => path.basename(f)).join(', ')}`);
   }
   if (failed > 0) process.exitCode = 1;
 }

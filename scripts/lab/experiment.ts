@@ -28,6 +28,8 @@ export interface LabRow {
   trace?: string[];
   /** What the row measures when it is not rsp (a raw epoll set): the settings column says this instead. */
   subject?: string;
+  /** Figures sampled over time, for a chart (equal-length arrays by name, e.g. t, stream1, stream2). */
+  series?: Record<string, number[]>;
 }
 
 /** One row to run: its mode and settings are known before it runs (for a row that fails). */

@@ -7,6 +7,7 @@ import { diffCounters, type RspSettings } from '../rsp';
 import { n0, n1, pct } from '../table';
 
 const HIGH_WATER = 1024 * 1024; // rsp's default highWaterMark, which the lab leaves alone
+const SAMPLE_MS = 100;
 
 /**
  * 3: two bulk streams through one rsp with small reads (fairReadSize, so
@@ -32,7 +33,23 @@ export async function fairness(mode: Mode, readBudget: number, p: LabParams): Pr
     const a = await rsp.snapshot();
     const from = [...received];
     const t0 = performance.now();
-    await peer.drive(() => received[0] - from[0] + received[1] - from[1] >= p.fairWindowBytes, p.fairWindowMs);
+    // Each stream's bytes every SAMPLE_MS, for the shares-over-time chart.
+    const series = { t: [0], stream1: [0], stream2: [0] };
+    const sample = (now: number): void => {
+      series.t.push((now - t0) / 1000);
+      series.stream1.push(received[0] - from[0]);
+      series.stream2.push(received[1] - from[1]);
+    };
+    let nextSample = t0 + SAMPLE_MS;
+    await peer.drive(() => {
+      const now = performance.now();
+      if (now >= nextSample) {
+        sample(now);
+        nextSample += SAMPLE_MS;
+      }
+      return received[0] - from[0] + received[1] - from[1] >= p.fairWindowBytes;
+    }, p.fairWindowMs);
+    sample(performance.now());
     const seconds = (performance.now() - t0) / 1000;
     const got = [received[0] - from[0], received[1] - from[1]];
     const b = await rsp.snapshot();
@@ -71,6 +88,7 @@ export async function fairness(mode: Mode, readBudget: number, p: LabParams): Pr
       result: `shares ${pct(figures.share1)} / ${pct(figures.share2)} of ${n0(figures.windowMB)} MB in ${n1(seconds)} s`,
       explanation: '',
       counters: c,
+      series,
     });
   });
 }
