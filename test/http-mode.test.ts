@@ -344,3 +344,12 @@ bothModesFailing('session.ts responseDone() calls releaseMember() before logRequ
   t.truthy(line);
   t.regex(line!, new RegExp(` logpool 127\\.0\\.0\\.1:${b.logpool.port} `));
 });
+
+bothModes('Expect: 100-continue with a Content-Length over limits.body: 413 at once, no 100, nothing forwarded', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, httpConfig(mode, b.port, 'limits = { body = 100 }'));
+  const { res, how } = await oneShot(t, rsp.port, 'POST /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n');
+  t.is(res.line, 'HTTP/1.1 413 Content Too Large');
+  t.is(how, 'end');
+  t.is(b.conns.length, 0);
+});
