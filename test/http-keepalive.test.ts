@@ -5,7 +5,7 @@
 // short, keepAliveTimeout, and the drain on SIGTERM.
 import * as net from 'node:net';
 import { bothModes, patternBytes, waitUntil } from './helpers';
-import { field, getRequest, httpConfig, keepAnswering, okResponse, oneShot, RawClient, scriptedBackend, sharedRsp, type BackendConn } from './httpclient';
+import { bothModesFailing, field, getRequest, httpConfig, keepAnswering, okResponse, oneShot, RawClient, scriptedBackend, sharedRsp, type BackendConn } from './httpclient';
 import { startRspLua } from './lua';
 import { connectFd, readFd, writeFd } from './sockets';
 
@@ -72,6 +72,15 @@ const fixture = sharedRsp({
       if (req.target === '/late') setImmediate(() => c.send('HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nunwanted!'));
       return okResponse(`late ${req.target}`);
     }),
+    early: async (c) => {
+      // Answers as soon as the head is in, before the body (as a server refusing an upload does).
+      await waitUntil(() => c.all.includes('\r\n\r\n'), 'the head at the backend');
+      c.send('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig');
+      c.socket.end();
+    },
+    hold: async (c) => {
+      await c.request(60000); // never answered
+    },
   },
   poolOptions: { nokeep: 'keepalive = 0' },
 });
@@ -238,4 +247,47 @@ bothModes('drain (SIGTERM): an idle keep-alive client is closed at once, a reque
     s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
   });
   t.is(refused, 'ECONNREFUSED');
+});
+
+bothModes('pipelined requests followed by the client\'s FIN are all answered, in order, then the connection ends', async (t, mode) => {
+  const { rsp } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  c.send(['/f1', '/f2', '/f3'].map((p, i) => getRequest(p, i === 1 ? 'slow.test' : 'fast.test')).join(''));
+  c.end();
+  t.is((await c.response()).body.toString(), 'fast /f1');
+  t.is((await c.response()).body.toString(), 'slow /f2');
+  t.is((await c.response()).body.toString(), 'fast /f3');
+  t.is((await c.ending()).how, 'end');
+});
+
+bothModes('200 pipelined requests in one write are answered in order', async (t, mode) => {
+  const { rsp } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  c.send(Array.from({ length: 200 }, (_, i) => getRequest(`/p${i}`, i % 50 === 3 ? 'slow.test' : 'fast.test')).join(''));
+  const bodies: string[] = [];
+  for (let i = 0; i < 200; i++) bodies.push((await c.response()).body.toString());
+  t.deepEqual(bodies, Array.from({ length: 200 }, (_, i) => `${i % 50 === 3 ? 'slow' : 'fast'} /p${i}`));
+});
+
+bothModes('a client that resets while its response is awaited: that backend connection is closed, not reused', async (t, mode) => {
+  const { rsp, b } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  c.send(getRequest('/gone', 'hold.test'));
+  await waitUntil(() => b.hold.requests.some((r) => r.target === '/gone'), 'the request at the backend');
+  // A reset: a FIN alone would be a half-close, after which the response is still owed.
+  c.socket.resetAndDestroy();
+  const conn = b.hold.conns.find((k) => k.all.includes('/gone'))!;
+  await waitUntil(() => conn.ended, 'rsp to close the backend connection');
+  t.pass();
+});
+
+bothModesFailing('session.ts fromBackend() decides Connection: close before knowing the request body is unfinished (phase Body), so the client is closed without being told', 'a backend that answers before the request body is complete: the client gets the answer with Connection: close, then the end', async (t, mode) => {
+  const { rsp } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  c.send('POST /upload HTTP/1.1\r\nHost: early.test\r\nContent-Length: 100000\r\n\r\npartial');
+  const res = await c.response();
+  t.is(res.status, 413);
+  t.is(res.body.toString(), 'big');
+  t.is(field(res, 'connection'), 'close');
+  t.is((await c.ending()).how, 'end');
 });

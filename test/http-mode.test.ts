@@ -308,9 +308,10 @@ bothModes('extension methods are forwarded; OPTIONS * and absolute-form reach th
   }
 });
 
-async function logLines(dir: string, pool: string, n: number): Promise<string[]> {
+/** The access log lines of pool `pool` from the client on local port `port`, once there are `n`. */
+async function logLines(dir: string, pool: string, port: number, n: number): Promise<string[]> {
   const log = path.join(dir, 'access.log');
-  const mine = (): string[] => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(` ${pool} `)) : []);
+  const mine = (): string[] => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(` ${pool} `) && l.startsWith(`127.0.0.1:${port} `)) : []);
   await waitUntil(() => mine().length >= n, `${n} access log lines for pool ${pool}`);
   return mine();
 }
@@ -325,10 +326,8 @@ bothModes('access log: one line per HTTP request with the request line, status a
   c.send('POST /p HTTP/1.1\r\nHost: logpool.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi');
   await c.response();
   await c.ending();
-  const lines = await logLines(dir, 'logpool', 3);
-  const port = c.socket.localPort;
-  const ours = lines.filter((l) => l.startsWith(`127.0.0.1:${port} `));
-  t.is(ours.length, 3, lines.join('\n'));
+  const ours = await logLines(dir, 'logpool', c.socket.localPort!, 3);
+  t.is(ours.length, 3, ours.join('\n'));
   t.regex(ours[0], /^127\.0\.0\.1:\d+ \[[^\]]+\] "GET \/ HTTP\/1\.1" 200 127\.0\.0\.1:\d+ logpool /);
   t.regex(ours[1], /"GET \/missing HTTP\/1\.1" 404 /);
   t.regex(ours[2], /"POST \/p HTTP\/1\.1" 200 /);
@@ -339,8 +338,26 @@ bothModes('access log names the member that answered', async (t, mode) => {
   const c = await RawClient.connect(t, rsp.port);
   c.send(getRequest('/member', 'logpool.test'));
   await c.response();
-  const lines = await logLines(dir, 'logpool', 1);
-  const line = lines.find((l) => l.startsWith(`127.0.0.1:${c.socket.localPort} `) && l.includes('/member'));
+  const lines = await logLines(dir, 'logpool', c.socket.localPort!, 1);
+  const line = lines.find((l) => l.includes('/member'));
   t.truthy(line);
   t.regex(line!, new RegExp(` logpool 127\\.0\\.0\\.1:${b.logpool.port} `));
+});
+
+bothModes('Expect: 100-continue with a Content-Length over limits.body: 413 at once, no 100, nothing forwarded', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, httpConfig(mode, b.port, 'limits = { body = 100 }'));
+  const { res, how } = await oneShot(t, rsp.port, 'POST /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n');
+  t.is(res.line, 'HTTP/1.1 413 Content Too Large');
+  t.is(how, 'end');
+  t.is(b.conns.length, 0);
+});
+
+bothModesFailing('session.ts answer() sees headSent still true from the previous response and cuts instead of answering', 'route() answering a status to the second request of a keep-alive connection: the client gets that status', async (t, mode) => {
+  const { rsp } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  c.send(getRequest('/', 'hooked.test'));
+  t.is((await c.response()).body.toString(), 'hooked');
+  c.send(getRequest('/admin', 'hooked.test'));
+  t.is((await c.response()).line, 'HTTP/1.1 403 Forbidden');
 });
