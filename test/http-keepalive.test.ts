@@ -5,7 +5,7 @@
 // short, keepAliveTimeout, and the drain on SIGTERM.
 import * as net from 'node:net';
 import { bothModes, patternBytes, waitUntil } from './helpers';
-import { bothModesFailing, field, getRequest, httpConfig, keepAnswering, okResponse, oneShot, RawClient, scriptedBackend, sharedRsp, type BackendConn } from './httpclient';
+import { field, getRequest, httpConfig, keepAnswering, okResponse, oneShot, RawClient, scriptedBackend, sharedRsp, type BackendConn } from './httpclient';
 import { startRspLua } from './lua';
 import { connectFd, readFd, writeFd } from './sockets';
 
@@ -281,7 +281,7 @@ bothModes('a client that resets while its response is awaited: that backend conn
   t.pass();
 });
 
-bothModesFailing('session.ts fromBackend() decides Connection: close before knowing the request body is unfinished (phase Body), so the client is closed without being told', 'a backend that answers before the request body is complete: the client gets the answer with Connection: close, then the end', async (t, mode) => {
+bothModes('a backend that answers before the request body is complete: the client gets the answer with Connection: close, then the end', async (t, mode) => {
   const { rsp } = await fixture(mode);
   const c = await RawClient.connect(t, rsp.port);
   c.send('POST /upload HTTP/1.1\r\nHost: early.test\r\nContent-Length: 100000\r\n\r\npartial');

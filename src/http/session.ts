@@ -615,7 +615,9 @@ export class HttpSession implements ConnectionOwner, Pairing {
         }
         this.status = res.status;
         this.resBody.start(res.bodyKind, res.contentLength);
-        if (res.bodyKind === BODY_UNTIL_CLOSE || this.clientEnded) this.closeAfter = true;
+        // Until close, a client that has gone, or a request body still coming (the backend answered
+        // early, a 413 say): this connection ends after the response, and the head says so.
+        if (res.bodyKind === BODY_UNTIL_CLOSE || this.clientEnded || this.phase === Phase.Body) this.closeAfter = true;
         let headLength = responseHead(res, this.closeAfter || this.ctx.draining.on, req.version);
         // The body's first bytes, when few, go in the same write as the head.
         if (length - i <= COALESCE_MAX && !this.resBody.done) {
