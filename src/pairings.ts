@@ -20,8 +20,13 @@ export interface Pairing {
   resetBoth(cause: string): void;
   /** HTTP mode's own timeouts (request head, keep-alive, first response byte): act on any that ran out by `now`. */
   expire?(now: number): void;
-  /** The worker drains: end as soon as it can (HTTP: an idle keep-alive client now, a busy one after its response). */
-  drain?(): void;
+  /**
+   * Its config is retired: end after the current exchange (HTTP: Connection:
+   * close on the next response). `idleToo`: rsp is draining, so a connection
+   * with no exchange under way (an idle keep-alive client) ends now; on a
+   * reload it may still send one more request, served by the old config.
+   */
+  drain?(idleToo: boolean): void;
 }
 
 export class Pairings {
@@ -65,8 +70,8 @@ export class Pairings {
   }
 
   /** Tell every open pairing that the worker drains. */
-  drainAll(): void {
-    for (const pairing of this.live) pairing.drain?.();
+  drainAll(idleToo: boolean): void {
+    for (const pairing of this.live) pairing.drain?.(idleToo);
   }
 
   /** Reset every open pairing (the worker is stopping). */

@@ -265,13 +265,17 @@ class Generation {
     for (const checker of this.checkers) checker.start();
   }
 
-  /** Stop accepting for this generation: its listeners leave the epoll set (the sockets stay open), its checks stop. */
-  retire(): void {
+  /**
+   * Stop accepting for this generation: its listeners leave the epoll set (the
+   * sockets stay open), its checks stop. HTTP: its connections end after their
+   * current response (Connection: close); `draining`: idle keep-alive clients
+   * go at once (on a reload they may send one more request, served here, as
+   * the open connections of a TCP listener finish on the old config).
+   */
+  retire(draining: boolean): void {
     for (const e of this.entries) e.listener.close();
-    // HTTP: idle keep-alive clients go now, busy ones after their response (Connection: close),
-    // so that every request after a reload or a drain signal is served by the new config or not at all.
     this.http?.retire();
-    this.pairings.drainAll();
+    this.pairings.drainAll(draining);
     for (const checker of this.checkers) checker.stop();
     // Its pools still serve its open connections, but no longer speak for the members:
     // the current generation's pools do (a down decided here would never be undone there).
@@ -374,7 +378,7 @@ class WorkerState {
     }
     // Out of the epoll set first (a kept socket cannot be in it twice), in again at once:
     // a connection that arrives in between waits in the backlog.
-    previous.retire();
+    previous.retire(false);
     next.listen(fds);
     this.current = next;
     if (previous.pairings.size > 0) this.older.push(previous);
@@ -418,7 +422,8 @@ class WorkerState {
       return;
     }
     const closeListeners = (): void => {
-      this.current.retire();
+      this.current.retire(true);
+      for (const g of this.older) g.pairings.drainAll(true);
       this.listenersClosed = true;
       // The main thread closes the sockets once every worker has let go, and logs the line once.
       post({ type: 'draining', worker: this.index, open: this.open });
@@ -434,7 +439,7 @@ class WorkerState {
 
   /** The reactor has stopped: reset what is still open, close what this worker opened. */
   finish(): void {
-    this.current.retire();
+    this.current.retire(true);
     // What is still open when rsp stops (a drain timed out, a second signal,
     // SIGQUIT) is cut: with a reset, so no peer mistakes it for a complete stream.
     for (const g of [this.current, ...this.older]) g.pairings.resetAll('stopped');
@@ -480,7 +485,7 @@ function main(): void {
       const message = error instanceof libc.SysError && error.syscall === 'bind'
         ? `Could not listen on ${formatHostPort(config.stats.address, config.stats.port)} (stats): ${error.code}`
         : `Could not start the stats listener: ${error instanceof Error ? error.message : String(error)}`;
-      first.retire();
+      first.retire(true);
       post({ type: 'fatal', worker, message });
       return;
     }

@@ -225,9 +225,9 @@ export class HttpSession implements ConnectionOwner, Pairing {
     else if (wait === Wait.Backend) this.backendFailed(504, `no response from ${this.member?.name ?? 'the backend'} within backendTimeout`, true);
   }
 
-  /** The worker drains: an idle client goes now, a busy one after its response. */
-  drain(): void {
-    if (this.phase === Phase.Idle && this.pending === null) this.client.close();
+  /** Its config is retired: the connection ends after the current (or, on a reload, the next) response; `idleToo`: an idle one ends now. */
+  drain(idleToo: boolean): void {
+    if (idleToo && this.phase === Phase.Idle && this.pending === null) this.client.close();
     else this.closeAfter = true;
   }
 
