@@ -11,7 +11,7 @@ import * as libc from '../ffi/libc';
 import { ConfigError, configWarnings, itselfReason, loadConfig, type Config } from './config';
 import { describeCounters } from './counters';
 import { DnsFollower } from './dns';
-import { defaultMaxConnections, FD_HEADROOM, raiseFdLimit } from './fdlimit';
+import { defaultMaxConnections, FD_HEADROOM, fdsPerConnection, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
@@ -166,9 +166,10 @@ function applyFdLimit(config: Config): void {
   const fds = raiseFdLimit();
   if (fds.problem !== null) logError(`Warning: the open-files limit stays at ${fds.soft}: ${fds.problem}`);
   const reserved = config.listeners.length + config.pools.reduce((n, p) => n + p.members.length, 0);
-  const fit = defaultMaxConnections(fds.soft, reserved);
+  const fit = defaultMaxConnections(fds.soft, reserved, fdsPerConnection(config.zeroCopy));
   if (config.maxConnections === 0) config.maxConnections = fit;
-  else if (config.maxConnections > fit) {
+  // Set by hand: only the sockets must fit; pipes get what is left (none: zero copy copies).
+  else if (config.maxConnections > defaultMaxConnections(fds.soft, reserved)) {
     const needed = 2 * config.maxConnections + FD_HEADROOM + reserved;
     logError(`Warning: maxConnections = ${config.maxConnections} needs about ${needed} file descriptors but the open-files limit is ${fds.soft}: accepts will pause on EMFILE before maxConnections is reached (raise LimitNOFILE= or ulimit -Hn)`);
   }

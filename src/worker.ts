@@ -22,6 +22,8 @@ import { StatsServer } from './stats/server';
 import type { StatsSources } from './stats/snapshot';
 import { Reactor, type Handler, type Counters } from './reactor';
 import { result, trace } from './trace';
+import { ZeroCopy } from './splice';
+import { pipeBudget, softFdLimit } from './fdlimit';
 
 export interface WorkerData {
   config: Config;
@@ -124,6 +126,7 @@ function main(): void {
     pairings: new Pairings(reactor, config.idleTimeout),
     errors: new LimitedLog((ms, run) => reactor.after(ms, run)),
     connectTimeout: config.connectTimeout,
+    zeroCopy: null,
     tracing: config.trace,
     settings: {
       highWater: config.highWaterMark,
@@ -136,6 +139,10 @@ function main(): void {
       rdhup: config.rdhup,
     },
   };
+  if (config.zeroCopy !== 'off') {
+    const reserved = config.listeners.length + config.pools.reduce((n, p) => n + p.members.length, 0);
+    ctx.zeroCopy = new ZeroCopy(reactor, config.zeroCopy, pipeBudget(softFdLimit(), reserved, config.maxConnections), ctx.errors);
+  }
   // One Pool per `backends` entry, its state kept here, in the reactor thread.
   const pools = new Map<string, Pool>();
   const checkers: HealthChecker[] = [];
