@@ -464,6 +464,11 @@ export class Connection implements Handler {
         this.lastActive = this.reactor.now;
         this.owner.onData(this, buf, n);
         if (!this.reading) return;
+        // The owner has just switched this connection to zero copy (not at an urgent mark: read() steps over it).
+        if (this.splice !== null && !this.urgent) {
+          this.spliceSome();
+          return;
+        }
         // read() stops at an urgent mark (SIOCATMARK then says so), and
         // after a reset it returns what is left before the error: neither
         // short read is the end, nor proof the queue is empty.
