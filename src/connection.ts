@@ -547,9 +547,12 @@ export class Connection implements Handler {
       }
       const err = n < 0 ? libc.errno() : 0;
       // splice() stops before a TCP urgent mark and, unlike read(), never
-      // steps over it: there it says EAGAIN (or 0 once a FIN is in) for ever.
+      // steps over it: there it says EAGAIN for ever, or - once a FIN or a
+      // reset is in - 0 or the error, with the bytes after the mark unread.
       // One read() skips the urgent byte; its bytes queue behind the pipe's.
-      if (this.urgent && (n === 0 || err === EAGAIN)) {
+      // So every end is checked (its EPOLLPRI may still be on its way to
+      // us), and EAGAIN once EPOLLPRI was seen.
+      if (err === EAGAIN ? this.urgent : err !== EINTR) {
         if (this.atUrgentMark()) {
           if (trace.on) trace.line(2, 'splice stopped at the urgent mark: read() past it');
           this.readSome();
