@@ -120,6 +120,7 @@ export function targets(rows: Row[], p: Params, quick: boolean): string {
     ['1 req/conn req/s ≥ 1.5× Node net proxy', atLeast((r) => r.close, 'node', 1.5, 'req/s', (r) => r.closeRuns)],
     ['1 req/conn req/s ≥ nginx stream', atLeast((r) => r.close, 'nginx-stream', 1, 'req/s', (r) => r.closeRuns)],
     ['Bulk MB/s ≥ nginx stream', atLeast((r) => r.bulk, 'nginx-stream', 1, 'MB/s')],
+    ['Bulk MB/s ≥ 0.8× direct', atLeast((r) => r.bulk, 'direct', 0.8, 'MB/s')],
     [
       'RSS with 5,000 idle proxied connections < 90 MB',
       (r) => {

@@ -169,7 +169,8 @@ export class RspProcess {
     // A pool (backends = ...) replaces backendAddress/backendPort.
     const backend: RspSettings = 'backends' in settings ? {} : { backendAddress: HOST };
     // drainTimeout = 0: SIGTERM stops at once (the lab's connections are its own).
-    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, drainTimeout: 0, ...backend, ...settings }));
+    // zeroCopy = "off": the experiments watch read() and write() (the copy vs splice experiment says otherwise).
+    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, drainTimeout: 0, zeroCopy: 'off', ...backend, ...settings }));
     const proc = spawn(process.execPath, [RSP_BIN, '--die-with-parent', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.set(proc, dir);
     let closed = false;

@@ -2,6 +2,11 @@
 // that sets only the addresses and triggerMode. One process; its reactor is a
 // worker thread, so its pid's CPU and syscalls cover both threads.
 //
+// rsp-level-copy and rsp-edge-copy (not in a default run: `--only` names
+// them) are the same with zeroCopy = "off": every byte copied through rsp, for
+// a comparison with the default "auto", which splices bulk transfers
+// (src/splice.ts); rsp-level-splice splices every connection ("on").
+//
 // rsp-pool3 is rsp level with a pool of three members instead of the one
 // backend (`backends = { app = { three members, balance = "roundrobin" } }`):
 // the same backend process on three of its ports, so the two rows differ only
@@ -18,15 +23,18 @@ import type { Running, Setup } from '../setup';
 
 export const RSP_BIN = path.join(ROOT, 'bin', 'rsp');
 
-function rsp(mode: 'level' | 'edge'): Setup {
+function rsp(mode: 'level' | 'edge', zeroCopy?: 'off' | 'on'): Setup {
+  const variant = zeroCopy === undefined ? '' : zeroCopy === 'off' ? '-copy' : '-splice';
   return {
-    name: `rsp-${mode}`,
-    label: `rsp ${mode}`,
+    name: `rsp-${mode}${variant}`,
+    label: `rsp ${mode}${zeroCopy === undefined ? '' : zeroCopy === 'off' ? ', copying' : ', splice always'}`,
     proxy: true,
+    extra: zeroCopy !== undefined,
     needs: () => null,
     async start(backendPort, dir) {
-      const file = path.join(dir, `rsp-${mode}-${backendPort}.lua`);
-      fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackendAddress = "127.0.0.1"\nbackendPort = "${backendPort}"\ntriggerMode = "${mode}"\n`);
+      const file = path.join(dir, `rsp-${mode}${variant}-${backendPort}.lua`);
+      const setting = zeroCopy === undefined ? '' : `zeroCopy = "${zeroCopy}"\n`;
+      fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackendAddress = "127.0.0.1"\nbackendPort = "${backendPort}"\ntriggerMode = "${mode}"\n${setting}`);
       return running(await startService(process.execPath, [RSP_BIN, '--die-with-parent', file]));
     },
   };
@@ -34,6 +42,9 @@ function rsp(mode: 'level' | 'edge'): Setup {
 
 export const rspLevel = rsp('level');
 export const rspEdge = rsp('edge');
+export const rspLevelCopy = rsp('level', 'off');
+export const rspEdgeCopy = rsp('edge', 'off');
+export const rspLevelSplice = rsp('level', 'on');
 
 /** Members in the pool setup. */
 const POOL_MEMBERS = 3;
