@@ -25,10 +25,10 @@
 // connection without a valid one is reset. With the pool's sendProxy, each
 // backend connection gets a header before any byte of the client's.
 //
-// Zero copy (zeroCopy, src/splice.ts): once a direction has carried more than
-// the threshold (any byte with "on"), and the backend is connected, its bytes
-// go through a pipe of its own with splice() instead of through the read
-// buffer. The rules above stay as they are: the pipe's bytes count as the
+// Zero copy (zeroCopy, src/splice.ts): once one read of a direction brings
+// the threshold or more (a full 64 KB read buffer: a bulk transfer; any read
+// with "on"), and the backend is connected, that direction's bytes go through
+// a pipe of its own with splice() instead of through the read buffer. The rules above stay as they are: the pipe's bytes count as the
 // destination's queued bytes, so backpressure, half-close and resets wait
 // for them as they wait for a write queue.
 import type { AccessLog } from './accesslog';
@@ -289,28 +289,29 @@ export class Proxy implements ConnectionOwner, Pairing {
     }
     const to = from === this.client ? this.backend : this.client;
     if (to === null) return;
-    const carried = this.count(from, to, length);
+    this.count(from, to, length);
     to.write(data, length);
     if (to.queued > this.ctx.settings.highWater && !from.isClosed) {
       from.pauseReading();
       to.wantDrain();
     }
     const zeroCopy = this.ctx.zeroCopy;
-    if (zeroCopy != null && carried > zeroCopy.threshold && !this.noPipe && from.splice === null) this.startSplice(zeroCopy, from, to);
+    if (zeroCopy != null && length >= zeroCopy.threshold && !this.noPipe && from.splice === null) this.startSplice(zeroCopy, from, to);
   }
 
-  /** Bytes from `from` to `to`, for the access log, the listener and the member; returns what that direction has carried. */
-  private count(from: Connection, to: Connection, length: number): number {
+  /** Bytes from `from` to `to`, for the access log, the listener and the member. */
+  private count(from: Connection, to: Connection, length: number): void {
     const member = this.member;
     if (from === this.client) {
+      this.bytesIn += length;
       this.ctx.listener.bytesIn += length;
       // Bytes queued during a connect count for the member once it answers (onConnect).
       if (member !== null && !to.isConnecting) member.bytesOut += length;
-      return (this.bytesIn += length);
+      return;
     }
+    this.bytesOut += length;
     this.ctx.listener.bytesOut += length;
     if (member !== null) member.bytesIn += length;
-    return (this.bytesOut += length);
   }
 
   /** From now on `from`'s bytes go to `to` through a pipe (after what is queued on `to` already). */

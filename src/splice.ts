@@ -16,7 +16,7 @@
 // being read, as with a write queue past its high-water mark.
 //
 // Pipes cost two fds and kernel memory (up to `pipeSize` each), so they are
-// made lazily, only for directions that carry enough to gain (ZeroCopy.open),
+// made lazily, only for directions that carry enough to gain (ZeroCopy.pipe),
 // within a budget of fds the open-files limit leaves beside maxConnections
 // (src/fdlimit.ts). When pipe2 fails (EMFILE, ENFILE, ENOMEM) or the budget is
 // spent, that direction simply goes on copying; one line per burst says so.
@@ -28,10 +28,13 @@ import { result, trace } from './trace';
 export type ZeroCopyMode = 'auto' | 'on' | 'off';
 
 /**
- * "auto" splices a direction once it has carried this many bytes. Below it a
- * pipe costs more than it saves (pipe2, fcntl and close: three extra system
- * calls, and two fds); a response of a few KB never needs one. See docs/lab.md,
- * "copy vs splice", for the measurement behind the figure.
+ * "auto" splices a direction once one read() of it brings this many bytes
+ * (or fills a smaller read buffer): more was waiting than one read takes, a
+ * bulk transfer. Not a running total: a keep-alive connection that has
+ * carried megabytes of small responses stays with read() and write(), which
+ * cost it fewer system calls than splice (in edge mode a splice loop ends
+ * on EAGAIN, where a short read() already says "empty") and no pipe.
+ * See docs/lab.md, "copy vs splice".
  */
 export const AUTO_THRESHOLD = 64 * 1024;
 
@@ -97,7 +100,7 @@ export class Splice {
 export class ZeroCopy {
   /** Pipes open now. */
   open = 0;
-  /** Bytes a direction must have carried before it gets a pipe (0 for "on"). */
+  /** One read of a direction must bring this many bytes for it to get a pipe (1 for "on": any read). */
   readonly threshold: number;
 
   constructor(
@@ -106,9 +109,11 @@ export class ZeroCopy {
     /** Most pipes open at once (two fds each), from the fds maxConnections leaves (src/fdlimit.ts). */
     private readonly maxPipes: number,
     private readonly errors: LimitedLog,
+    /** The read buffer's size (readBufferSize): a full read is bulk when it is below AUTO_THRESHOLD. */
+    readSize = AUTO_THRESHOLD,
     private readonly pipeSize = PIPE_SIZE,
   ) {
-    this.threshold = mode === 'on' ? 0 : AUTO_THRESHOLD;
+    this.threshold = mode === 'on' ? 1 : Math.min(AUTO_THRESHOLD, readSize);
   }
 
   /** A pipe for one direction, or null (go on copying) when none can be had; `who` names the client for the log. */

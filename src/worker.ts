@@ -141,7 +141,7 @@ function main(): void {
   };
   if (config.zeroCopy !== 'off') {
     const reserved = config.listeners.length + config.pools.reduce((n, p) => n + p.members.length, 0);
-    ctx.zeroCopy = new ZeroCopy(reactor, config.zeroCopy, pipeBudget(softFdLimit(), reserved, config.maxConnections), ctx.errors);
+    ctx.zeroCopy = new ZeroCopy(reactor, config.zeroCopy, pipeBudget(softFdLimit(), reserved, config.maxConnections), ctx.errors, config.readBufferSize);
   }
   // One Pool per `backends` entry, its state kept here, in the reactor thread.
   const pools = new Map<string, Pool>();

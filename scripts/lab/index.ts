@@ -28,6 +28,7 @@ import { experiment as urgent } from './experiments/urgent';
 import { experiment as dupTrap } from './experiments/dup-trap';
 import { experiment as oneshot } from './experiments/oneshot';
 import { experiment as balance } from './experiments/balance';
+import { experiment as zeroCopy } from './experiments/zero-copy';
 
 /** In the order they run and appear in the table. */
 export const EXPERIMENTS: readonly Experiment[] = [
@@ -41,6 +42,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   dupTrap,
   oneshot,
   balance,
+  zeroCopy,
 ];
 
 /** Run the selected experiments one after another; `progress` gets a line per row. */
@@ -85,3 +87,4 @@ export { backendTrace, urgentData } from './experiments/urgent';
 export { dupTrap } from './experiments/dup-trap';
 export { oneshotLoop } from './experiments/oneshot';
 export { balanceRun } from './experiments/balance';
+export { copyVsSplice } from './experiments/zero-copy';
