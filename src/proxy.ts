@@ -347,8 +347,14 @@ export class Proxy implements ConnectionOwner, Pairing {
 
   onPipeFull(from: Connection): void {
     const to = from === this.client ? this.backend : this.client;
-    if (to !== null) to.wantDrain();
-    else from.resumeReading();
+    if (to !== null && to.queued > 0) {
+      to.wantDrain();
+      return;
+    }
+    // Nothing queued on the other side, so the pipe's bytes were dropped with
+    // its queue (its peer is gone): read on, as copying does, and drop.
+    from.splice = null;
+    from.resumeReading();
   }
 
   onDrain(conn: Connection): void {
