@@ -136,6 +136,8 @@ export class Connection implements Handler {
   lastActive: number;
   /** Zero copy: bytes read here go into this pipe (set by the owner; null: read() into the shared buffer). */
   splice: Splice | null = null;
+  /** A pipe chunk sent whole, kept for the next one: a splice round allocates nothing. */
+  private sparePipeChunk: Chunk | null = null;
 
   constructor(
     private readonly reactor: Reactor,
@@ -281,8 +283,16 @@ export class Connection implements Handler {
   writeFromPipe(pipe: Splice, length: number): boolean {
     if (this.closed || this.writeEnded) return false;
     const last = this.chunks.length > this.first ? this.chunks[this.chunks.length - 1] : null;
-    if (last !== null && last.pipe === pipe) last.end += length;
-    else this.chunks.push({ buf: NO_BYTES, start: 0, end: length, pipe });
+    if (last !== null && last.pipe === pipe) {
+      last.end += length;
+    } else {
+      const chunk = this.sparePipeChunk ?? { buf: NO_BYTES, start: 0, end: 0, pipe };
+      this.sparePipeChunk = null;
+      chunk.start = 0;
+      chunk.end = length;
+      chunk.pipe = pipe;
+      this.chunks.push(chunk);
+    }
     this.queuedBytes += length;
     // First in line: send now; otherwise EPOLLOUT brings its turn.
     if (!this.connecting && this.chunks.length - this.first === 1) this.flush();
@@ -534,7 +544,6 @@ export class Connection implements Handler {
    */
   private spliceSome(): void {
     const pipe = this.splice!;
-    const counters = this.reactor.counters;
     const readOnce = this.settings.readOnce;
     const budget = readOnce ? 1 : this.settings.readBudget || Infinity;
     for (let turn = 0; turn < budget; turn++) {
@@ -566,7 +575,6 @@ export class Connection implements Handler {
         return;
       }
       if (err === EAGAIN) {
-        counters.readsEagain++;
         if (pipe.bytes > 0 && this.reading) {
           if (trace.on) trace.line(2, `pipe ${pipe.readFd} holds ${pipe.bytes} bytes (full, or the socket is empty): stop reading fd ${this.fd} until they are sent`);
           this.pauseReading(true);
@@ -649,6 +657,7 @@ export class Connection implements Handler {
         chunk.start += n;
         break;
       }
+      if (chunk.pipe !== null) this.sparePipeChunk = chunk;
       this.first++;
     }
     if (this.first === this.chunks.length) {
