@@ -20,6 +20,7 @@
 // within a budget of fds the open-files limit leaves beside maxConnections
 // (src/fdlimit.ts). When pipe2 fails (EMFILE, ENFILE, ENOMEM) or the budget is
 // spent, that direction simply goes on copying; one line per burst says so.
+import * as fs from 'node:fs';
 import * as libc from '../ffi/libc';
 import type { LimitedLog } from './log';
 import type { Reactor } from './reactor';
@@ -38,8 +39,18 @@ export type ZeroCopyMode = 'auto' | 'on' | 'off';
  */
 export const AUTO_THRESHOLD = 64 * 1024;
 
-/** The pipe size asked for with F_SETPIPE_SZ (the kernel caps it at /proc/sys/fs/pipe-max-size). */
+/** The pipe size asked for with F_SETPIPE_SZ (at most /proc/sys/fs/pipe-max-size). See docs/lab.md. */
 export const PIPE_SIZE = 1024 * 1024;
+
+/** PIPE_SIZE, or the most an unprivileged process may ask for when that is less. */
+function pipeSizeAllowed(): number {
+  try {
+    const max = Number(fs.readFileSync('/proc/sys/fs/pipe-max-size', 'utf8').trim());
+    return max > 0 ? Math.min(PIPE_SIZE, max) : PIPE_SIZE;
+  } catch {
+    return PIPE_SIZE;
+  }
+}
 
 const MOVE = libc.SPLICE_F_MOVE | libc.SPLICE_F_NONBLOCK;
 const pipeFds = Buffer.alloc(8);
@@ -111,7 +122,7 @@ export class ZeroCopy {
     private readonly errors: LimitedLog,
     /** The read buffer's size (readBufferSize): a full read is bulk when it is below AUTO_THRESHOLD. */
     readSize = AUTO_THRESHOLD,
-    private readonly pipeSize = PIPE_SIZE,
+    private readonly pipeSize = pipeSizeAllowed(),
   ) {
     this.threshold = mode === 'on' ? 1 : Math.min(AUTO_THRESHOLD, readSize);
   }
