@@ -209,7 +209,7 @@ bothModes('"auto" copies small exchanges and switches a long download to the pip
     s.on('error', () => {});
     s.once('data', (d: Buffer) => s.end(d.toString() === 'small' ? small : big));
   }));
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, zeroCopy: 'auto' });
   for (let i = 0; i < 3; i++) {
     const c = await connectTo(t, rsp.port);
     const got = collect(c, 'a small answer');
