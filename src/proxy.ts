@@ -28,9 +28,10 @@
 // Zero copy (zeroCopy, src/splice.ts): once one read of a direction brings
 // the threshold or more (a full 64 KB read buffer: a bulk transfer; any read
 // with "on"), and the backend is connected, that direction's bytes go through
-// a pipe of its own with splice() instead of through the read buffer. The rules above stay as they are: the pipe's bytes count as the
-// destination's queued bytes, so backpressure, half-close and resets wait
-// for them as they wait for a write queue.
+// a pipe of its own with splice() instead of through the read buffer. The
+// rules above stay as they are: the pipe's bytes count as the destination's
+// queued bytes, so backpressure, half-close and resets wait for them as they
+// wait for a write queue.
 import type { AccessLog } from './accesslog';
 import type { Member } from './balancer/member';
 import { DEFAULT_POOL, type Pool } from './balancer/pool';
