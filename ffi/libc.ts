@@ -71,6 +71,28 @@ export function setThreadName(name: string): number {
 }
 export const eventfd: Fn<[initval: number, flags: number]> = libc.func('int eventfd(unsigned int, int)');
 
+// --- pipes and splice (zero copy) -----------------------------------------
+/** pipe2(fds, flags): fds is an 8-byte Buffer, [read end, write end] as two int32. */
+export const pipe2: Fn<[fds: Buffer, flags: number]> = libc.func('int pipe2(void *, int)');
+/**
+ * splice(fd_in, NULL, fd_out, NULL, len, flags): moves bytes between a pipe
+ * and another fd inside the kernel (one of the two must be a pipe). The
+ * offsets are always NULL here: sockets and pipes have none.
+ */
+const splice_raw = libc.func('long splice(int, void *, int, void *, unsigned long, unsigned int)');
+export function splice(fdIn: number, fdOut: number, length: number, flags: number): number {
+  return splice_raw(fdIn, null, fdOut, null, length, flags) as number;
+}
+/** Move pages instead of copying where the kernel can (a hint). */
+export const SPLICE_F_MOVE = 1;
+/** Do not block on the pipe (the sockets are non-blocking on their own). */
+export const SPLICE_F_NONBLOCK = 2;
+/** More data will follow (as MSG_MORE): lets TCP wait to fill a segment. */
+export const SPLICE_F_MORE = 4;
+/** fcntl on a pipe: set / get its capacity in bytes (bounded by /proc/sys/fs/pipe-max-size). */
+export const F_SETPIPE_SZ = 1031;
+export const F_GETPIPE_SZ = 1032;
+
 // --- epoll -----------------------------------------------------------------
 export const epoll_create1: Fn<[flags: number]> = libc.func('int epoll_create1(int)');
 export const epoll_ctl: Fn<[epfd: number, op: number, fd: number, event: Buffer | null]> =

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as libc from '../ffi/libc';
 import { ConfigError, configWarnings, itselfReason, loadConfig, type Config } from './config';
 import { DnsFollower } from './dns';
-import { defaultMaxConnections, FD_HEADROOM, raiseFdLimit } from './fdlimit';
+import { defaultMaxConnections, FD_HEADROOM, fdsPerConnection, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
 import { Reloader, RESTART_ONLY } from './supervisor/reload';
 import { ListenSockets } from './supervisor/sockets';
@@ -187,9 +187,10 @@ function applyFdLimit(config: Config): void {
   // A listening socket per listener and worker (reuseport), an epoll set and an eventfd per worker, and the members' checks.
   const sockets = config.listeners.length * (config.acceptMode === 'reuseport' ? config.workers : 1);
   const reserved = sockets + 2 * (config.workers - 1) + config.pools.reduce((n, p) => n + p.members.length, 0);
-  const fit = defaultMaxConnections(fds.soft, reserved);
+  const fit = defaultMaxConnections(fds.soft, reserved, fdsPerConnection(config.zeroCopy));
   if (config.maxConnections === 0) config.maxConnections = fit;
-  else if (config.maxConnections > fit) {
+  // Set by hand: only the sockets must fit; pipes get what is left (none: zero copy copies).
+  else if (config.maxConnections > defaultMaxConnections(fds.soft, reserved)) {
     const needed = 2 * config.maxConnections + FD_HEADROOM + reserved;
     logError(`Warning: maxConnections = ${config.maxConnections} needs about ${needed} file descriptors but the open-files limit is ${fds.soft}: accepts will pause on EMFILE before maxConnections is reached (raise LimitNOFILE= or ulimit -Hn)`);
   }

@@ -34,6 +34,8 @@ export interface Config {
   acceptBudget: number;
   highWaterMark: number;
   lowWaterMark: number;
+  /** Zero copy with splice(2) (src/splice.ts). */
+  zeroCopy: 'auto' | 'on' | 'off';
   connectTimeout: number;
   drainTimeout: number;
   drainDelay: number;
@@ -145,6 +147,7 @@ export const OPTIONS: Option[] = [
   { name: 'acceptBudget', kind: { type: 'int', min: 1, max: 1 << 20 }, default: 64, doc: 'Connections accepted per listener event before other handlers get a turn.' },
   { name: 'highWaterMark', kind: { type: 'int', min: 1, max: 1 << 30 }, default: MiB, doc: 'Bytes queued for one connection before rsp stops reading from its peer (backpressure).' },
   { name: 'lowWaterMark', kind: { type: 'int', min: 0, max: 1 << 30 }, default: 256 * 1024, doc: 'Queued bytes at which reading from the peer starts again. Must be below highWaterMark; if only highWaterMark is set, at or below this default, lowWaterMark becomes a quarter of it.' },
+  { name: 'zeroCopy', kind: { type: 'enum', values: ['auto', 'on', 'off'] }, default: 'auto', doc: 'How bytes cross rsp: "off" copies them (read() into rsp, write() out of it); "on" moves each direction through a pipe of its own with splice(2), without copying them into rsp, from the second read of that direction on; "auto" does so once one read of a direction brings a full 64 KB (readBufferSize, if smaller): a bulk transfer; request/response exchanges are cheaper to copy. A pipe costs two file descriptors: the default maxConnections leaves room for them, and a connection that cannot have one is copied. See docs/lab.md, "copy vs splice".' },
   { name: 'trace', kind: { type: 'bool' }, default: false, doc: 'Print every epoll_wait, event and system call as it happens (also `rsp --trace`). For watching epoll, not for production.' },
   {
     name: 'readPolicy', kind: { type: 'enum', values: ['auto', 'drain', 'eagain', 'once'] }, default: 'auto',
@@ -178,7 +181,7 @@ export const OPTIONS: Option[] = [
   { name: 'accessLog', kind: { type: 'path' }, default: '', doc: 'One line per connection (client, pool, member, bytes each way, duration, how it ended) appended to this file; "-" for stdout; "": none. SIGUSR1 reopens it (for logrotate).' },
   { name: 'accessLogFormat', kind: { type: 'enum', values: ['combined', 'json'] }, default: 'combined', doc: '"combined": one text line in the spirit of nginx\'s log formats; "json": one JSON object per line (for Loki, Elasticsearch).' },
   { name: 'stats', kind: { type: 'table', example: '{ listen = "127.0.0.1:8404" }' }, doc: 'A listener that serves rsp\'s state over HTTP: /stats (JSON), /metrics (Prometheus text format), /healthz (200 while serving) and / (an HTML status page). Keep it on loopback or a private address.' },
-  { name: 'maxConnections', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 0, doc: 'Most clients connected at once, counted from accept to the last close of the client and its backend. At the limit rsp stops accepting (the listeners leave the epoll set) and new clients wait in the listen backlog until one leaves; one line is logged when it is reached and one when accepting again. 0: derived from the open-files limit, which rsp raises to the hard limit at start-up: (soft limit - 64 - listeners - pool members) / 2, as every client costs a backend socket too. A listener can have its own limit too: `listeners = { { port = "8000", maxConnections = 100 } }`. With several workers both are limits for the whole process, each worker holding an equal share (at least 1): see "Workers on every core". See "Running rsp on a server".' },
+  { name: 'maxConnections', kind: { type: 'int', min: 0, max: 10_000_000 }, default: 0, doc: 'Most clients connected at once, counted from accept to the last close of the client and its backend. At the limit rsp stops accepting (the listeners leave the epoll set) and new clients wait in the listen backlog until one leaves; one line is logged when it is reached and one when accepting again. 0: derived from the open-files limit, which rsp raises to the hard limit at start-up: (soft limit - 64 - listening sockets - pool members) / 2, as every client costs a backend socket too; / 3 with zeroCopy = "auto" (the default: room for a pipe for every second client) and / 6 with "on" (two pipes each). A listener can have its own limit too: `listeners = { { port = "8000", maxConnections = 100 } }`. With several workers both are limits for the whole process, each worker holding an equal share (at least 1): see "Workers on every core". See "Running rsp on a server".' },
   { name: 'workers', kind: { type: 'int', min: 0, max: 1024 }, default: 0, doc: 'Reactor threads, each with its own epoll set, its own share of the connections and its own copy of the pools. 0: one per CPU rsp may use (os.availableParallelism()). With `trace` rsp runs one worker (one trace to read). Needs a restart to change. See "Workers on every core".' },
   {
     name: 'acceptMode', kind: { type: 'enum', values: ['reuseport', 'shared', 'shared-herd'] }, default: 'reuseport',

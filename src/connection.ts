@@ -19,10 +19,17 @@
 // EPOLLPRI (registered with EPOLLIN) says a mark is pending, and until a read
 // gets EAGAIN or the end, short reads are not taken as drained or ended.
 //
+// Zero copy (src/splice.ts): with `splice` set, reading moves the bytes into
+// a pipe instead of the read buffer (spliceSome), and a pipe's bytes queue
+// here as a "pipe chunk" (writeFromPipe) that flush() sends with splice().
+// Everything else - backpressure, half-close, close after flush, reset -
+// counts pipe bytes as queued bytes and works unchanged.
+//
 // A connection knows nothing of its peer: the owner (proxy.ts, or src/http/
 // session.ts) ties two of them.
 import * as libc from '../ffi/libc';
 import type { Handler, Reactor, Timer } from './reactor';
+import type { Splice } from './splice';
 import { logError } from './log';
 import { result, trace } from './trace';
 
@@ -33,6 +40,10 @@ export interface ConnectionOwner {
   onConnect(conn: Connection): void;
   /** Bytes arrived. `data` is the shared read buffer: copy what you keep. */
   onData(conn: Connection, data: Buffer, length: number): void;
+  /** Zero copy: `length` bytes went from this connection into its `splice` pipe (instead of onData). */
+  onSpliced?(conn: Connection, length: number): void;
+  /** Zero copy: reading stopped because this connection's pipe may be full; resume it on the peer's onDrain. */
+  onPipeFull?(conn: Connection): void;
   /** The peer shut down its sending half (read() returned 0). */
   onEnd(conn: Connection): void;
   /** The write queue fell below the low-water mark after having passed the high-water mark. */
@@ -63,12 +74,14 @@ export interface ConnectionSettings {
 /** One shared read buffer per worker thread (each thread has its own copy of this module). */
 let readBuffer: Buffer = Buffer.allocUnsafe(64 * 1024);
 
-/** Queued bytes: a chunk of a Buffer, written from `start` up to `end`. */
+/** Queued bytes: a chunk of a Buffer, written from `start` up to `end`; or `end - start` bytes waiting in a pipe. */
 interface Chunk {
   buf: Buffer;
   start: number;
   end: number;
+  pipe: Splice | null;
 }
+const NO_BYTES = Buffer.alloc(0);
 /** Small writes are gathered into chunks of at least this size. */
 const CHUNK_SIZE = 16 * 1024;
 
@@ -122,6 +135,10 @@ export class Connection implements Handler {
   private connectTimer: Timer | null = null;
   /** reactor.now when bytes last moved in either direction (for the idle timeout). */
   lastActive: number;
+  /** Zero copy: bytes read here go into this pipe (set by the owner; null: read() into the shared buffer). */
+  splice: Splice | null = null;
+  /** A pipe chunk sent whole, kept for the next one: a splice round allocates nothing. */
+  private sparePipeChunk: Chunk | null = null;
 
   constructor(
     private readonly reactor: Reactor,
@@ -194,7 +211,8 @@ export class Connection implements Handler {
     }
     if ((events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) === 0) return;
     if (this.reading) {
-      this.readSome();
+      if (this.splice !== null) this.spliceSome();
+      else this.readSome();
     } else if ((events & (EPOLLERR | EPOLLHUP)) === 0) {
       if (trace.on) trace.line(2, this.paused ? 'not reading (its peer has too much queued): ignored for now' : 'not reading any more: ignored');
     } else if (this.paused && !this.closePending) {
@@ -258,6 +276,32 @@ export class Connection implements Handler {
     this.enqueue(data, written, length);
   }
 
+  /**
+   * Zero copy: `length` more bytes for this connection sit in `pipe`. They
+   * queue behind whatever is queued already and go out with splice() when
+   * their turn comes. False if nothing more can be written here (closed, or
+   * the peer is gone): the bytes stay in the pipe, unsent.
+   */
+  writeFromPipe(pipe: Splice, length: number): boolean {
+    if (this.closed || this.writeEnded) return false;
+    const last = this.chunks.length > this.first ? this.chunks[this.chunks.length - 1] : null;
+    if (last !== null && last.pipe === pipe) {
+      last.end += length;
+    } else {
+      const chunk = this.sparePipeChunk ?? { buf: NO_BYTES, start: 0, end: 0, pipe };
+      this.sparePipeChunk = null;
+      chunk.start = 0;
+      chunk.end = length;
+      chunk.pipe = pipe;
+      this.chunks.push(chunk);
+    }
+    this.queuedBytes += length;
+    // First in line: send now; otherwise EPOLLOUT brings its turn.
+    if (!this.connecting && this.chunks.length - this.first === 1) this.flush();
+    else this.updateInterest();
+    return !this.closed && !this.writeEnded;
+  }
+
   /** Shut down our sending half once the queue is flushed (half-close). */
   end(): void {
     if (this.closed || this.writeEnded) return;
@@ -318,11 +362,11 @@ export class Connection implements Handler {
   }
 
   /** Backpressure: stop reading until resumeReading(). */
-  pauseReading(): void {
+  pauseReading(quiet = false): void {
     if (!this.reading) return;
     this.reading = false;
     this.paused = true;
-    if (trace.on) trace.line(2, `fd ${this.fd}: its peer has over ${this.settings.highWater} bytes queued, stop reading`);
+    if (trace.on && !quiet) trace.line(2, `fd ${this.fd}: its peer has over ${this.settings.highWater} bytes queued, stop reading`);
     this.updateInterest();
   }
 
@@ -371,6 +415,7 @@ export class Connection implements Handler {
   moveQueueTo(other: Connection, skip = 0): void {
     for (let i = this.first; i < this.chunks.length; i++) {
       const chunk = this.chunks[i];
+      if (chunk.pipe !== null) throw new Error('moveQueueTo: bytes in a pipe cannot move (zero copy starts only once connected)');
       const start = Math.min(chunk.start + skip, chunk.end);
       skip -= start - chunk.start;
       if (start < chunk.end) other.write(start === 0 ? chunk.buf : chunk.buf.subarray(start), chunk.end - start);
@@ -431,6 +476,11 @@ export class Connection implements Handler {
         this.lastActive = this.reactor.now;
         this.owner.onData(this, buf, n);
         if (!this.reading) return;
+        // The owner has just switched this connection to zero copy (not at an urgent mark: read() steps over it).
+        if (this.splice !== null && !this.urgent) {
+          this.spliceSome();
+          return;
+        }
         // read() stops at an urgent mark (SIOCATMARK then says so), and
         // after a reset it returns what is left before the error: neither
         // short read is the end, nor proof the queue is empty.
@@ -486,6 +536,63 @@ export class Connection implements Handler {
     this.reactor.defer(this, EPOLLIN);
   }
 
+  /**
+   * Zero copy: readSome's rules, with splice(fd -> pipe) for read(). Bytes go
+   * to the owner as a length (onSpliced): they are in the pipe. A short
+   * splice proves nothing (the pipe may have run out of room), so it goes on
+   * until EAGAIN, 0 or the budget. EAGAIN while the pipe still holds bytes
+   * may mean a full pipe rather than an empty socket: stop reading, as with a
+   * full write queue, until the peer has taken them (onDrain resumes).
+   */
+  private spliceSome(): void {
+    const pipe = this.splice!;
+    const readOnce = this.settings.readOnce;
+    const budget = readOnce ? 1 : this.settings.readBudget || Infinity;
+    for (let turn = 0; turn < budget; turn++) {
+      const n = pipe.fill(this.fd);
+      if (n > 0) {
+        this.lastActive = this.reactor.now;
+        this.owner.onSpliced!(this, n);
+        if (!this.reading || this.splice !== pipe) return;
+        continue;
+      }
+      const err = n < 0 ? libc.errno() : 0;
+      // splice() stops before a TCP urgent mark and, unlike read(), never
+      // steps over it: there it says EAGAIN for ever, or - once a FIN or a
+      // reset is in - 0 or the error, with the bytes after the mark unread.
+      // One read() skips the urgent byte; its bytes queue behind the pipe's.
+      // So every end is checked (its EPOLLPRI may still be on its way to
+      // us), and EAGAIN once EPOLLPRI was seen.
+      if (err === EAGAIN ? this.urgent : err !== EINTR) {
+        if (this.atUrgentMark()) {
+          if (trace.on) trace.line(2, 'splice stopped at the urgent mark: read() past it');
+          this.readSome();
+          return;
+        }
+        this.urgent = false;
+      }
+      if (n === 0) {
+        if (this.errorSeen) this.destroy(this.brokenCause);
+        else this.ended();
+        return;
+      }
+      if (err === EAGAIN) {
+        if (pipe.bytes > 0 && this.reading) {
+          if (trace.on) trace.line(2, `pipe ${pipe.readFd} holds ${pipe.bytes} bytes (full, or the socket is empty): stop reading fd ${this.fd} until they are sent`);
+          this.pauseReading(true);
+          this.owner.onPipeFull?.(this);
+        }
+        return;
+      }
+      if (err === EINTR) continue;
+      this.destroy(libc.errnoName(err));
+      return;
+    }
+    if (!this.reactor.edge || readOnce) return;
+    if (trace.on) trace.line(2, `read budget of ${budget} spent: on the ready list for the next turn, after the others`);
+    this.reactor.defer(this, EPOLLIN);
+  }
+
   /** SIOCATMARK: is the next byte to read the urgent mark? (Asked only after EPOLLPRI.) */
   private atUrgentMark(): boolean {
     const r = libc.ioctlInt(this.fd, libc.SIOCATMARK, ioctlValue);
@@ -505,7 +612,7 @@ export class Connection implements Handler {
   private enqueue(data: Buffer, from: number, to: number): void {
     const length = to - from;
     const last = this.chunks.length > this.first ? this.chunks[this.chunks.length - 1] : null;
-    if (last !== null && last.buf.length - last.end >= length) {
+    if (last !== null && last.pipe === null && last.buf.length - last.end >= length) {
       data.copy(last.buf, last.end, from, to);
       last.end += length;
     } else {
@@ -514,7 +621,7 @@ export class Connection implements Handler {
       // more than itself. Later chunks leave room for small writes to gather.
       const buf = Buffer.allocUnsafe(last === null && this.queuedBytes === 0 ? length : Math.max(CHUNK_SIZE, length));
       data.copy(buf, 0, from, to);
-      this.chunks.push({ buf, start: 0, end: length });
+      this.chunks.push({ buf, start: 0, end: length, pipe: null });
     }
     this.queuedBytes += length;
     const counters = this.reactor.counters;
@@ -529,9 +636,14 @@ export class Connection implements Handler {
     while (this.first < this.chunks.length) {
       const chunk = this.chunks[this.first];
       const length = chunk.end - chunk.start;
-      const n = libc.write(this.fd, chunk.start === 0 ? chunk.buf : chunk.buf.subarray(chunk.start), length);
-      counters.writes++;
-      if (trace.on) trace.line(2, `write(${this.fd}) = ${result(n)}${n >= 0 && n < length ? ` of ${length} (queued ${this.queuedBytes - n})` : ''} (from the queue)`);
+      let n;
+      if (chunk.pipe !== null) {
+        n = chunk.pipe.drain(this.fd, length);
+      } else {
+        n = libc.write(this.fd, chunk.start === 0 ? chunk.buf : chunk.buf.subarray(chunk.start), length);
+        counters.writes++;
+        if (trace.on) trace.line(2, `write(${this.fd}) = ${result(n)}${n >= 0 && n < length ? ` of ${length} (queued ${this.queuedBytes - n})` : ''} (from the queue)`);
+      }
       if (n < 0) {
         const err = libc.errno();
         if (err === EAGAIN) break;
@@ -539,14 +651,15 @@ export class Connection implements Handler {
         this.writeFailed(err);
         return;
       }
-      counters.bytesWritten += n;
+      if (chunk.pipe === null) counters.bytesWritten += n;
       this.queuedBytes -= n;
       if (n > 0) this.lastActive = this.reactor.now;
       if (n < length) {
-        counters.shortWrites++;
+        if (chunk.pipe === null) counters.shortWrites++;
         chunk.start += n;
         break;
       }
+      if (chunk.pipe !== null) this.sparePipeChunk = chunk;
       this.first++;
     }
     if (this.first === this.chunks.length) {

@@ -22,6 +22,10 @@ export class Counters {
   peakQueue = 0;
   /** EPOLLPRI: urgent marks met in a stream (the urgent byte itself is dropped). */
   urgentMarks = 0;
+  /** Zero copy (src/splice.ts): splice() calls in both directions, bytes spliced from sockets into pipes, pipes opened. */
+  splices = 0;
+  bytesSpliced = 0;
+  pipes = 0;
   accepts = 0;
   acceptCalls = 0;
   /** A listener reported readable, and of those, the times its first accept4 found nothing (another worker was first). */
@@ -35,7 +39,7 @@ export class Counters {
 
 /** Every system call the reactor and its handlers made. */
 export function syscalls(c: Counters): number {
-  return c.waits + c.ctlAdd + c.ctlMod + c.ctlDel + c.reads + c.writes + c.acceptCalls + c.otherCalls;
+  return c.waits + c.ctlAdd + c.ctlMod + c.ctlDel + c.reads + c.writes + c.acceptCalls + c.splices + c.otherCalls;
 }
 
 /**
@@ -51,7 +55,7 @@ export function describeCounters(c: Counters): string[] {
   return [
     `counters: epoll_wait calls=${c.waits} events=${c.events} events-per-wait=${perWait} max-events-per-wait=${c.maxBatch} stale-events=${c.staleEvents} deferred=${c.deferred}`,
     `counters: epoll_ctl add=${c.ctlAdd} mod=${c.ctlMod} del=${c.ctlDel}`,
-    `counters: io reads=${c.reads} reads-eagain=${c.readsEagain} writes=${c.writes} short-writes=${c.shortWrites} bytes-read=${c.bytesRead} bytes-written=${c.bytesWritten} bytes-queued=${c.bytesQueued} peak-queue=${c.peakQueue} urgent-marks=${c.urgentMarks}`,
+    `counters: io reads=${c.reads} reads-eagain=${c.readsEagain} writes=${c.writes} short-writes=${c.shortWrites} bytes-read=${c.bytesRead} bytes-written=${c.bytesWritten} bytes-queued=${c.bytesQueued} peak-queue=${c.peakQueue} urgent-marks=${c.urgentMarks} splices=${c.splices} bytes-spliced=${c.bytesSpliced} pipes=${c.pipes}`,
     `counters: connections accepts=${c.accepts} accept-calls=${c.acceptCalls} connects=${c.connects} other-calls=${c.otherCalls} syscalls=${syscalls(c)}`,
     `counters: closes ${closes || 'none'}`,
   ];

@@ -47,7 +47,33 @@ export function raiseFdLimit(): FdLimit {
   return { soft: toNumber(target), hard: toNumber(hard), problem: null };
 }
 
-/** Each client costs its own fd and a backend's: half of what the headroom leaves. */
-export function defaultMaxConnections(softLimit: number, reserved: number): number {
-  return Math.max(1, Math.floor((softLimit - FD_HEADROOM - reserved) / 2));
+/**
+ * What one client costs in fds when maxConnections is derived: its own and
+ * its backend's, and room for zero copy's pipes (two fds each, src/splice.ts):
+ * "on" gives every client two pipes, "auto" one pipe for every second client.
+ */
+export function fdsPerConnection(zeroCopy: 'auto' | 'on' | 'off'): number {
+  return zeroCopy === 'on' ? 6 : zeroCopy === 'auto' ? 3 : 2;
+}
+
+/** Each client costs its own fd and a backend's (and room for pipes): what the headroom leaves, shared out. */
+export function defaultMaxConnections(softLimit: number, reserved: number, perConnection = 2): number {
+  return Math.max(1, Math.floor((softLimit - FD_HEADROOM - reserved) / perConnection));
+}
+
+/** The soft open-files limit as it is now (the main thread raised it before any worker started). */
+export function softFdLimit(): number {
+  const rlim = Buffer.alloc(16);
+  if (libc.getrlimit(libc.RLIMIT_NOFILE, rlim) < 0) return 1024;
+  const soft = rlim.readBigUInt64LE(0);
+  return soft > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(soft);
+}
+
+/**
+ * Pipes zero copy may hold at once: the fds left once maxConnections clients
+ * and their backends have theirs, two per pipe. A pipe never takes an fd a
+ * client within maxConnections would need.
+ */
+export function pipeBudget(softLimit: number, reserved: number, maxConnections: number): number {
+  return Math.max(0, Math.floor((softLimit - FD_HEADROOM - reserved - 2 * maxConnections) / 2));
 }

@@ -24,6 +24,14 @@
 // is complete, and its address is the client's everywhere (hash, logs). A
 // connection without a valid one is reset. With the pool's sendProxy, each
 // backend connection gets a header before any byte of the client's.
+//
+// Zero copy (zeroCopy, src/splice.ts): once one read of a direction brings
+// the threshold or more (a full 64 KB read buffer: a bulk transfer; any read
+// with "on"), and the backend is connected, that direction's bytes go through
+// a pipe of its own with splice() instead of through the read buffer. The
+// rules above stay as they are: the pipe's bytes count as the destination's
+// queued bytes, so backpressure, half-close and resets wait for them as they
+// wait for a write queue.
 import type { AccessLog } from './accesslog';
 import type { Member } from './balancer/member';
 import { DEFAULT_POOL, type Pool } from './balancer/pool';
@@ -35,6 +43,7 @@ import { proxyHeader, type ProxyVersion } from './proxyprotocol/write';
 import { formatAddress, fromSockaddr, SOCKADDR_IN6_SIZE, type SocketAddress } from '../ffi/sockaddr';
 import type { Pairing, Pairings } from './pairings';
 import type { Reactor, Timer } from './reactor';
+import type { Splice, ZeroCopy } from './splice';
 import { SysError } from '../ffi/libc';
 import { trace } from './trace';
 
@@ -73,6 +82,8 @@ export interface ProxyContext {
   tracing: boolean;
   /** Milliseconds a backend connect may take; 0 for no limit. */
   connectTimeout: number;
+  /** Zero copy with splice(): the worker's pipes and policy; null or absent: always copy. */
+  zeroCopy?: ZeroCopy | null;
 }
 
 /** PROXY protocol settings of a listener and its pool. */
@@ -115,6 +126,10 @@ export class Proxy implements ConnectionOwner, Pairing {
   private bytesOut = 0;
   private memberName = '-';
   private end = '';
+  // Zero copy: each direction's pipe, once it has one; noPipe once none could be had.
+  private toBackend: Splice | null = null;
+  private toClient: Splice | null = null;
+  private noPipe = false;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -261,22 +276,72 @@ export class Proxy implements ConnectionOwner, Pairing {
     }
     const to = from === this.client ? this.backend : this.client;
     if (to === null) return;
+    this.count(from, to, length);
+    to.write(data, length);
+    if (to.queued > this.ctx.settings.highWater && !from.isClosed) {
+      from.pauseReading();
+      to.wantDrain();
+    }
+    const zeroCopy = this.ctx.zeroCopy;
+    if (zeroCopy != null && length >= zeroCopy.threshold && !this.noPipe && from.splice === null) this.startSplice(zeroCopy, from, to);
+  }
+
+  /** Bytes from `from` to `to`, for the access log, the listener and the member. */
+  private count(from: Connection, to: Connection, length: number): void {
     const member = this.member;
     if (from === this.client) {
       this.bytesIn += length;
       this.ctx.listener.bytesIn += length;
       // Bytes queued during a connect count for the member once it answers (onConnect).
       if (member !== null && !to.isConnecting) member.bytesOut += length;
-    } else {
-      this.bytesOut += length;
-      this.ctx.listener.bytesOut += length;
-      if (member !== null) member.bytesIn += length;
+      return;
     }
-    to.write(data, length);
+    this.bytesOut += length;
+    this.ctx.listener.bytesOut += length;
+    if (member !== null) member.bytesIn += length;
+  }
+
+  /** From now on `from`'s bytes go to `to` through a pipe (after what is queued on `to` already). */
+  private startSplice(zeroCopy: ZeroCopy, from: Connection, to: Connection): void {
+    // Not while connecting: a failed connect hands its queue to the next member, and a pipe's bytes cannot move.
+    if (to.isConnecting || to.isClosed || from.isClosed || this.header !== null) return;
+    const pipe = zeroCopy.pipe(this.clientAddress);
+    if (pipe === null) {
+      this.noPipe = true;
+      return;
+    }
+    if (from === this.client) this.toBackend = pipe;
+    else this.toClient = pipe;
+    from.splice = pipe;
+    if (trace.on) trace.line(2, `zero copy from fd ${from.fd} to fd ${to.fd} through pipe ${pipe.readFd} from here on`);
+  }
+
+  onSpliced(from: Connection, length: number): void {
+    const to = from === this.client ? this.backend : this.client;
+    const pipe = from.splice!;
+    if (to === null) return;
+    this.count(from, to, length);
+    if (!to.writeFromPipe(pipe, length)) {
+      // The other side takes nothing more (its peer is gone): read on, as copying does, and drop.
+      from.splice = null;
+      return;
+    }
     if (to.queued > this.ctx.settings.highWater && !from.isClosed) {
       from.pauseReading();
       to.wantDrain();
     }
+  }
+
+  onPipeFull(from: Connection): void {
+    const to = from === this.client ? this.backend : this.client;
+    if (to !== null && to.queued > 0) {
+      to.wantDrain();
+      return;
+    }
+    // Nothing queued on the other side, so the pipe's bytes were dropped with
+    // its queue (its peer is gone): read on, as copying does, and drop.
+    from.splice = null;
+    from.resumeReading();
   }
 
   onDrain(conn: Connection): void {
@@ -345,6 +410,10 @@ export class Proxy implements ConnectionOwner, Pairing {
 
   /** Both sides are closed: the pairing is over. */
   private finished(): void {
+    // Neither connection can refer to a pipe any more.
+    if (this.toBackend !== null) this.ctx.zeroCopy!.release(this.toBackend);
+    if (this.toClient !== null) this.ctx.zeroCopy!.release(this.toClient);
+    this.toBackend = this.toClient = null;
     this.ctx.pairings.delete(this);
     const listener = this.ctx.listener;
     listener.active--;

@@ -33,6 +33,8 @@ import { workerReport, type StatsSources, type WorkerReport } from './stats/snap
 import { carryHealth, FollowerPool, LeaderPool, type MemberStateChange } from './supervisor/health';
 import { Reactor, type Handler, type Counters } from './reactor';
 import { result, trace } from './trace';
+import { ZeroCopy } from './splice';
+import { pipeBudget, softFdLimit } from './fdlimit';
 
 export interface WorkerData {
   config: Config;
@@ -179,6 +181,7 @@ class Generation {
       pairings: this.pairings,
       errors: w.errors,
       connectTimeout: config.connectTimeout,
+      zeroCopy: w.zeroCopy(config),
       tracing: config.trace,
       settings: {
         highWater: config.highWaterMark,
@@ -309,6 +312,19 @@ class WorkerState {
     this.errors = new LimitedLog((ms, run) => this.reactor.after(ms, run), workers > 1 ? (kind, message) => post({ type: 'limited', kind, message }) : null);
     const max = config.maxConnections;
     this.limit = new ConnectionLimit(this.reactor, max > 0 ? this.share(max) : Infinity, workers > 1 ? `: worker ${index}'s share of ${max}` : '');
+  }
+
+  private pipes: ZeroCopy | null = null;
+
+  /** The zero-copy pipes of this worker (zeroCopy = "auto" or "on"): one budget for every generation, its share of what the fd limit leaves. */
+  zeroCopy(config: Config): ZeroCopy | null {
+    if (config.zeroCopy === 'off') return null;
+    if (this.pipes === null || this.pipes.mode !== config.zeroCopy) {
+      const reserved = config.listeners.length * this.workers + config.pools.reduce((n, p) => n + p.members.length, 0);
+      const budget = Math.floor(pipeBudget(softFdLimit(), reserved, config.maxConnections) / this.workers);
+      this.pipes = new ZeroCopy(this.reactor, config.zeroCopy, budget, this.errors, config.readBufferSize);
+    }
+    return this.pipes;
   }
 
   /**

@@ -33,7 +33,7 @@ async function bulkBackend(t: ExecutionContext, limit: number, sent: number[]): 
 bothModes('a client that stops reading a 300 MB download does not grow the proxy\'s memory', async (t, mode) => {
   const sent: number[] = [];
   const backendPort = await bulkBackend(t, 300 * 1024 * 1024, sent);
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode });
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, zeroCopy: 'off' }); // the write queue (zero copy's pipe: test/splice.test.ts)
 
   // Warm up with a small complete exchange so the baseline includes start-up allocations.
   const warm = await connectTo(t, rsp.port);
@@ -154,7 +154,7 @@ bothModes('a forced pause and resume: a client that stops reading, then reads ag
   const body = patternBytes(24 * 1024 * 1024, 23);
   const backendPort = await listen(t, net.createServer((s) => s.once('data', () => s.end(body))));
   // Small water marks: the pause comes after a few hundred KB.
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, highWaterMark: 65536, lowWaterMark: 16384 });
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, highWaterMark: 65536, lowWaterMark: 16384, zeroCopy: 'off' });
   const s = await connectTo(t, rsp.port);
   s.pause();
   s.write('GET');
@@ -181,8 +181,8 @@ bothModes('two concurrent bulk streams both make progress (fair shares)', async 
   // 1 KB reads make the proxy, not this test process that plays both client
   // and backend, the slowest part, and keep every read full (a short read
   // would end a connection's turn early): the shares then say how the proxy
-  // divides its time.
-  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, readBufferSize: 1024 });
+  // divides its time. (Zero copy off: a splice is not bounded by readBufferSize.)
+  const rsp = await startRsp(t, { backendAddress: '127.0.0.1', backendPort, triggerMode: mode, readBufferSize: 1024, zeroCopy: 'off' });
   const received = [0, 0];
   const sockets = [0, 1].map((i) => {
     const s = net.connect(rsp.port, '127.0.0.1');

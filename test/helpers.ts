@@ -199,7 +199,9 @@ export function runCli(t: ExecutionContext, args: string[], limitMs = 20000): Pr
  * test/reload.test.ts are about several).
  */
 export async function startRsp(t: ExecutionContext, settings: Record<string, string | number | boolean>, extraArgs: string[] = []): Promise<RunningProcess> {
-  const file = tempFile(t, 'rsp.lua', luaConfig({ listenPort: '0', listenAddress: '127.0.0.1', workers: 1, ...settings }));
+  // RSP_TEST_ZERO_COPY=on npm test: the whole suite through splice() (zeroCopy), unless a test sets it.
+  const zeroCopy = process.env.RSP_TEST_ZERO_COPY;
+  const file = tempFile(t, 'rsp.lua', luaConfig({ listenPort: '0', listenAddress: '127.0.0.1', workers: 1, ...(zeroCopy ? { zeroCopy } : {}), ...settings }));
   // --die-with-parent: even if this test process is killed, rsp goes with it.
   const p = spawnProcess(t, process.execPath, [RSP, '--die-with-parent', ...extraArgs, file]);
   const line = await p.waitFor(/Listening on port \d+/);

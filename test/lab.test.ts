@@ -6,7 +6,8 @@
 // registered costs level mode events; EPOLLRDHUP saves reads; level mode
 // reading like edge mode saves the same system calls; urgent data arrives
 // whole through rsp; a dup()ed fd keeps a closed fd's registration alive;
-// EPOLLONESHOT costs an epoll_ctl per event where a ready list costs none.
+// EPOLLONESHOT costs an epoll_ctl per event where a ready list costs none;
+// splice moves a bulk transfer in fewer system calls per MB than copying.
 // Then the command line itself: --quick --only --json, a wrong --only, and
 // Ctrl-C killing its rsp.
 //
@@ -162,6 +163,20 @@ test.serial('bulk transfer: level mode reading like edge mode (readPolicy drain)
 });
 
 for (const mode of lab.MODES) {
+  test.serial(`copy vs splice: splicing moves the bytes in fewer system calls per MB, and the trace shows a round (${mode})`, async (t) => {
+    t.timeout(60000);
+    const copy = await lab.copyVsSplice(mode, 'off', P);
+    const splice = await lab.copyVsSplice(mode, 'on', P);
+    t.log(`copy:   ${copy.result}`);
+    t.log(`splice: ${splice.result}`);
+    t.is(copy.counters.splices, 0);
+    t.true(splice.counters.splices > 0 && splice.counters.reads < 10, `${splice.counters.reads} reads, ${splice.counters.splices} splices`);
+    t.true(splice.figures.syscallsPerMB < copy.figures.syscallsPerMB, `${splice.figures.syscallsPerMB} vs ${copy.figures.syscallsPerMB}`);
+    const round = splice.trace ?? [];
+    t.is(round.length, 3, round.join('\n'));
+    t.regex(round[1] ?? '', /^ {4}splice\(\d+ → pipe \d+\) = \d+$/);
+    t.regex(round[2] ?? '', /^ {4}splice\(pipe \d+ → \d+\) = \d+$/);
+  });
   test.serial(`urgent data: rsp delivers what a direct client gets, past the urgent mark (${mode})`, async (t) => {
     t.timeout(60000);
     const row = await lab.urgentData(mode, { ...P, ...WAIT_FOR_ALL });

@@ -109,21 +109,21 @@ function openFilesLimit(pid: number): { soft: number; hard: number } {
   return { soft, hard };
 }
 
-withPrlimit('rsp raises its soft open-files limit to the hard one, and the default maxConnections is (soft - 64 - listeners - members) / 2', async (t) => {
+withPrlimit('rsp raises its soft open-files limit to the hard one, and the default maxConnections is (soft - 64 - listeners - members) / 3 (zeroCopy "auto": room for pipes)', async (t) => {
   const backendPort = await echoBackend(t);
   const file = tempFile(t, 'rsp.lua', `listenAddress = "127.0.0.1" listenPort = "0" backendAddress = "127.0.0.1" backendPort = "${backendPort}" workers = 1\n`);
-  // prlimit execs rsp: same pid. Soft 70, hard 100: raised to 100, so (100 - 64 - 1 - 1) / 2 = 17.
+  // prlimit execs rsp: same pid. Soft 70, hard 100: raised to 100, so (100 - 64 - 1 - 1) / 3 = 11.
   const p = spawnProcess(t, 'prlimit', ['--nofile=70:100', process.execPath, RSP, '--die-with-parent', file]);
   const port = Number(/Listening on port (\d+)/.exec(await p.waitFor(/Listening on port \d+/))![1]);
   t.deepEqual(openFilesLimit(p.pid), { soft: 100, hard: 100 });
   const clients: net.Socket[] = [];
-  for (let i = 0; i < 17; i++) clients.push(await served(t, port, `client ${i}`));
-  await p.waitFor(/\] maxConnections \(17\) reached/);
+  for (let i = 0; i < 11; i++) clients.push(await served(t, port, `client ${i}`));
+  await p.waitFor(/\] maxConnections \(11\) reached/);
   const waiting = await connectTo(t, port);
-  waiting.write('18th');
-  await waitUntil(() => acceptQueue(port) === 1, 'the 18th client in the listen backlog');
+  waiting.write('12th');
+  await waitUntil(() => acceptQueue(port) === 1, 'the 12th client in the listen backlog');
   clients[0].destroy();
-  t.is((await readBytes(waiting, 4, 'the echo for the 18th client')).toString(), '18th');
+  t.is((await readBytes(waiting, 4, 'the echo for the 12th client')).toString(), '12th');
 });
 
 withPrlimit('a maxConnections the open-files limit cannot hold is one warning line at start-up', async (t) => {

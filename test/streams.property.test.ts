@@ -259,17 +259,19 @@ function expected(s: Scenario): Outcome {
 const SCENARIOS = Number(process.env.RSP_PROPERTY_RUNS ?? 12);
 const BASE_SEED = Number(process.env.RSP_PROPERTY_SEED ?? Date.now() % 1_000_000);
 
-const configs: { triggerMode: 'level' | 'edge'; readPolicy: string; rdhup: boolean }[] = [];
+const configs: { triggerMode: 'level' | 'edge'; readPolicy: string; rdhup: boolean; zeroCopy?: 'on' }[] = [];
 for (const triggerMode of ['level', 'edge'] as const) {
   // Edge mode with one read per event stalls by design (the lab's experiment).
   for (const readPolicy of triggerMode === 'edge' ? ['auto', 'drain', 'eagain'] : ['auto', 'drain', 'eagain', 'once']) {
     configs.push({ triggerMode, readPolicy, rdhup: true });
   }
   configs.push({ triggerMode, readPolicy: 'auto', rdhup: false });
+  // Through pipes with splice() (src/splice.ts), urgent bytes and resets included.
+  configs.push({ triggerMode, readPolicy: 'auto', rdhup: true, zeroCopy: 'on' });
 }
 
 for (const [index, config] of configs.entries()) {
-  test(`every byte and every kind of end that a direct connection delivers, rsp delivers (${config.triggerMode}, readPolicy ${config.readPolicy}, rdhup ${config.rdhup})`, async (t) => {
+  test(`every byte and every kind of end that a direct connection delivers, rsp delivers (${config.triggerMode}, readPolicy ${config.readPolicy}, rdhup ${config.rdhup}${config.zeroCopy ? `, zeroCopy ${config.zeroCopy}` : ''})`, async (t) => {
     const backend = new RawListener();
     t.teardown(() => backend.close());
     const rsp = await startRsp(t, { listenAddress: '127.0.0.1', backendAddress: '127.0.0.1', backendPort: backend.port, ...config });

@@ -7,10 +7,51 @@ import * as path from 'node:path';
 import { fmt0, fmt2, fmtInt, fmtMs } from './format';
 import { download, pacedLatency, runWrk } from './load';
 import { idleMemory } from './memory';
+import { cpuMicros } from './procfs';
 import { alive, ownRun, pidsOf, progress, type Context, type SetupState } from './state';
 import { startStrace } from './syscalls';
 
-/** After the rounds: latency, bulk, then the proxy is stopped; idle memory on a fresh one; the disturbance check. */
+/**
+ * Bulk downloads, interleaved as the rounds are: every setup once per run,
+ * the order rotated from run to run, so that what disturbs the machine lands
+ * on all of them (bulk MB/s swing most of all on a shared VM: a ratio to
+ * direct means something only when both come from the same stretch of time).
+ * Each setup's figure is the median of its runs; the proxies' CPU per MB too.
+ */
+export async function bulkRounds(ctx: Context, states: SetupState[]): Promise<void> {
+  const { params: p, tools } = ctx;
+  const speeds = new Map<SetupState, number[]>();
+  const cpuPerMB = new Map<SetupState, number[]>();
+  for (let run = 0; run < p.bulkRuns; run++) {
+    const live = states.filter((s) => !s.row.skipped && alive(s));
+    if (live.length === 0) return;
+    const shift = Math.round((run * live.length) / p.bulkRuns) % live.length;
+    for (const s of [...live.slice(shift), ...live.slice(0, shift)]) {
+      await ownRun(s, `bulk ${run + 1}/${p.bulkRuns}`, async () => {
+        const cpu0 = s.setup.proxy ? cpuMicros(pidsOf(s)) : 0;
+        const speed = await download(s.port, p.bulkBytes, tools);
+        (speeds.get(s) ?? speeds.set(s, []).get(s)!).push(speed);
+        let cpuText = '';
+        if (s.setup.proxy) {
+          const perMB = (cpuMicros(pidsOf(s)) - cpu0) / 1000 / (p.bulkBytes / 1e6);
+          (cpuPerMB.get(s) ?? cpuPerMB.set(s, []).get(s)!).push(perMB);
+          cpuText = `, ${fmt2(perMB)} ms CPU/MB`;
+        }
+        return `${fmt0(speed / 1e6)} MB/s${cpuText}`;
+      });
+    }
+  }
+  const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  for (const [s, v] of speeds) {
+    s.row.bulk = median(v) / 1e6;
+    s.row.bulkRuns = v.map((x) => x / 1e6);
+    const cpu = cpuPerMB.get(s);
+    if (cpu !== undefined) s.row.bulkCpu = median(cpu);
+    progress(s.setup.name, 'bulk', `${fmt0(s.row.bulk)} MB/s (median of ${v.map((x) => fmt0(x / 1e6)).join(', ')})${cpu ? `, ${fmt2(s.row.bulkCpu!)} ms CPU/MB` : ''}`);
+  }
+}
+
+/** After the rounds and the bulk runs: latency, then the proxy is stopped; idle memory on a fresh one; the disturbance check. */
 export async function finishSetup(ctx: Context, s: SetupState): Promise<void> {
   const row = s.row;
   if (row.skipped) return;
@@ -51,16 +92,7 @@ export async function finishSetup(ctx: Context, s: SetupState): Promise<void> {
       });
     }
 
-    // Bulk download.
-    if (alive(s)) {
-      await ownRun(s, 'bulk', async () => {
-        const speeds: number[] = [];
-        for (let i = 0; i < p.bulkRuns; i++) speeds.push(await download(s.port, p.bulkBytes, tools));
-        speeds.sort((a, b) => a - b);
-        row.bulk = speeds[Math.floor(speeds.length / 2)] / 1e6;
-        return `${fmt0(row.bulk)} MB/s (median of ${speeds.map((v) => fmt0(v / 1e6)).join(', ')})`;
-      });
-    }
+    // (Bulk downloads ran before, interleaved with the other setups': bulkRounds.)
   } finally {
     if (s.service) await s.service.stop();
     s.out = true;

@@ -11,8 +11,9 @@
 // once per round, the order rotated from round to round) and are medians over
 // the rounds: on a shared VM a single run of a setup can be 15–30% off, and
 // interleaving spreads whatever disturbs the machine over all the setups.
-// Every proxy is started once and stays up through the rounds; latency, bulk
-// and idle memory are measured after them, one setup after another.
+// Every proxy is started once and stays up through the rounds; bulk downloads
+// follow, interleaved the same way; latency and idle memory are measured
+// after them, one setup after another.
 //
 //   npm run build && npm run bench                  # full run, about 6 minutes on 2 cores
 //   npm run bench -- --quick                        # about 2 minutes, shorter and smaller
@@ -30,7 +31,7 @@ import * as path from 'node:path';
 import { benchResults, writeBenchCharts } from '../charts/bench';
 import { BENCH_BACKEND, startBackend, startHoldBackend } from './backends';
 import { ROOT } from './constants';
-import { finishSetup } from './finish';
+import { bulkRounds, finishSetup } from './finish';
 import { FULL_REPORT, paramsFor, parseOptions } from './options';
 import { killEverything, makeTempRoot, stopProcess } from './processes';
 import { foreign } from './procfs';
@@ -96,6 +97,10 @@ async function main(): Promise<void> {
   }
   say('Medians over the rounds:');
   for (const s of active) summarizeRounds(s, params);
+
+  // Bulk downloads, interleaved like the rounds.
+  say(`Bulk downloads (${params.bulkRuns} of ${params.bulkBytes / 1e6} MB per setup, interleaved):`);
+  await bulkRounds(ctx, active);
 
   // The rest, one setup after another; each proxy is stopped after its turn.
   for (const s of active) {

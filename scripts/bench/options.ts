@@ -49,6 +49,8 @@ export const FULL_REPORT = path.join(ROOT, 'BENCHMARKS.md');
 export const QUICK_REPORT = path.join(os.tmpdir(), 'bench-quick.md');
 
 const SETUP_NAMES = SETUPS.map((s) => s.name);
+/** What a run without --only measures: every setup but the extra variants. */
+const DEFAULT_SETUPS = SETUPS.filter((s) => s.extra !== true).map((s) => s.name);
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only a,b,...] [--rounds N] [--out FILE] [--without tool,...]
    or: node dist/scripts/bench/index.js [options]
@@ -58,6 +60,8 @@ const USAGE = `Usage: npm run bench -- [--quick] [--only a,b,...] [--rounds N] [
                    (not BENCHMARKS.md) unless --out says otherwise
   --only LIST      run only these setups (comma separated) out of:
                    ${SETUP_NAMES.join(', ')}
+                   (without --only: all but ${SETUPS.filter((s) => s.extra === true).map((s) => s.name).join(', ')},
+                   the zero-copy variants: e.g. --only direct,rsp-level,rsp-level-copy)
   --out FILE       write the report here instead of BENCHMARKS.md
   --rounds N       this many interleaved rounds instead of ${FULL.rounds} (${QUICK.rounds} with --quick):
                    more rounds, steadier medians (1 to 20)
@@ -65,7 +69,7 @@ const USAGE = `Usage: npm run bench -- [--quick] [--only a,b,...] [--rounds N] [
                    (wrk, ab, nginx, haproxy, perf, strace, curl, autocannon)`;
 
 export function parseOptions(argv: string[]): Options {
-  const options: Options = { quick: false, only: [...SETUP_NAMES], out: '', without: new Set(), rounds: null };
+  const options: Options = { quick: false, only: [...DEFAULT_SETUPS], out: '', without: new Set(), rounds: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {

@@ -78,7 +78,10 @@ function roundsList(rows: Row[], p: Params): string {
     const cpu = row.proxy && row.keepAliveCpuRuns.length + row.closeCpuRuns.length > 0
       ? `; CPU µs/req keep-alive ${cpuRuns(row.keepAliveCpuRuns)}, 1 req/conn ${cpuRuns(row.closeCpuRuns)}`
       : '';
-    lines.push(`- ${row.label}: ${part('keep-alive', row.keepAliveRuns, row.keepAliveDisturbed)}; ${part('1 req/conn', row.closeRuns, row.closeDisturbed)}${cpu}${from}${missing}`);
+    const bulk = row.bulkRuns && row.bulkRuns.length > 0
+      ? `; bulk MB/s ${row.bulkRuns.map(fmtInt).join(' / ')}${row.bulkCpu !== undefined ? `, ${fmt2(row.bulkCpu)} ms CPU/MB` : ''}`
+      : '';
+    lines.push(`- ${row.label}: ${part('keep-alive', row.keepAliveRuns, row.keepAliveDisturbed)}; ${part('1 req/conn', row.closeRuns, row.closeDisturbed)}${cpu}${from}${bulk}${missing}`);
   }
   return lines.join('\n');
 }
@@ -121,6 +124,7 @@ export function targets(rows: Row[], p: Params, quick: boolean): string {
     ['1 req/conn req/s ≥ 1.5× Node net proxy', atLeast((r) => r.close, 'node', 1.5, 'req/s', (r) => r.closeRuns)],
     ['1 req/conn req/s ≥ nginx stream', atLeast((r) => r.close, 'nginx-stream', 1, 'req/s', (r) => r.closeRuns)],
     ['Bulk MB/s ≥ nginx stream', atLeast((r) => r.bulk, 'nginx-stream', 1, 'MB/s')],
+    ['Bulk MB/s ≥ 0.8× direct', atLeast((r) => r.bulk, 'direct', 0.8, 'MB/s')],
     [
       'RSS with 5,000 idle proxied connections < 90 MB',
       (r) => {
@@ -212,12 +216,12 @@ function method(ctx: Context): string {
   return [
     `Everything ran on loopback (127.0.0.1), with every proxy given one worker process/thread for fairness: rsp (one reactor thread, \`workers = 1\`; the row "rsp level, 2 workers" has two, for the scaling figures), the Node \`net\` pipe proxy (scripts/bench/node-pipe-proxy.ts, one event loop), nginx \`worker_processes 1\`, HAProxy \`nbthread 1\`. The load generator and the backend share the same ${os.cpus().length} cores.`,
     '',
-    `- Rounds: the keep-alive and 1 req/conn figures come from ${p.rounds} rounds that interleave the setups, because on this kind of shared VM one run of a setup can be 15–30% off (CPU steal), and interleaving spreads whatever disturbs the machine over every setup instead of landing on one. A round runs every setup once (a keep-alive run, then a 1 req/conn run); round 1 goes in table order and ${later}, so each setup is measured at different points of a round. Every proxy is started once before round 1 and stays up, idle in its event loop, while the others are measured (the CPU it uses meanwhile is checked, and noted above 1% of a core). Each req/s cell is the median over the rounds${p.rounds === 2 ? ' (with two rounds, their mean)' : ''}, followed by ± half the min–max range as a share of the median; the figures of every round are listed under the table. Latency, bulk and idle memory are measured after the rounds, one setup after another.`,
+    `- Rounds: the keep-alive and 1 req/conn figures come from ${p.rounds} rounds that interleave the setups, because on this kind of shared VM one run of a setup can be 15–30% off (CPU steal), and interleaving spreads whatever disturbs the machine over every setup instead of landing on one. A round runs every setup once (a keep-alive run, then a 1 req/conn run); round 1 goes in table order and ${later}, so each setup is measured at different points of a round. Every proxy is started once before round 1 and stays up, idle in its event loop, while the others are measured (the CPU it uses meanwhile is checked, and noted above 1% of a core). Each req/s cell is the median over the rounds${p.rounds === 2 ? ' (with two rounds, their mean)' : ''}, followed by ± half the min–max range as a share of the median; the figures of every round are listed under the table. Bulk downloads follow the rounds, interleaved the same way; latency and idle memory are measured after them, one setup after another.`,
     `- Backend: ${backend}.`,
     `- Keep-alive req/s: ${ctx.throughputMethod}`,
     `- 1 req/conn req/s: ${ctx.closeMethod}`,
     `- p50/p99 latency: ${ctx.latencyMethod}`,
-    `- Bulk: ${ctx.tools.curl ? '`curl -o /dev/null`' : 'a Node http client that discards the body'} downloading a ${p.bulkBytes / 1e6} MB file, median of ${p.bulkRuns} run(s); MB = 10^6 bytes.`,
+    `- Bulk: ${ctx.tools.curl ? '`curl -o /dev/null`' : 'a Node http client that discards the body'} downloading a ${p.bulkBytes / 1e6} MB file, median of ${p.bulkRuns} run(s), interleaved across the setups as the rounds are (every setup once per run, the order rotated); MB = 10^6 bytes. A proxy's CPU ms per MB over those runs is noted under the table.`,
     `- CPU µs/req: utime+stime of the proxy's processes (all threads; nginx master and worker summed) from /proc/<pid>/stat, before and after a keep-alive run, divided by the requests it completed; taken from the setup's keep-alive round at the median${p.rounds % 2 === 0 ? ' (with an even number of rounds, the lower of the two middle ones)' : ''}. The same is measured around every 1 req/conn run; the figures of every round are listed under the table.`,
     `- Syscalls/req: ${ctx.syscallMethod}`,
     `- RSS: a fresh proxy pointed at a Node server that accepts connections and holds them without answering; ${fmtInt(p.idleConns)} client connections are opened through the proxy and each sends one small HTTP request (so the HTTP proxies open their backend connection too), and RSS (VmRSS, summed over nginx's processes) is read once the backend counts them all. "+KB/conn" is (RSS − RSS of the same fresh proxy before the connections) / connections. MB = 10^6 bytes, KB = 10^3 bytes.`,

@@ -10,6 +10,8 @@ export interface Setup {
   readonly label: string;
   /** False for direct (the backend itself): no CPU, syscalls or memory of its own to measure. */
   readonly proxy: boolean;
+  /** Not in a default run, only when `--only` names it (variants for a comparison, e.g. rsp without zero copy). */
+  readonly extra?: boolean;
   /** Why it cannot run on this machine (a tool is missing), or null when it can. */
   needs(tools: Tools): string | null;
   /**

@@ -36,6 +36,9 @@ export interface Row {
   p50?: number;
   p99?: number;
   bulk?: number;
+  /** Each bulk run's MB/s, and the proxy's median CPU ms per MB over them. */
+  bulkRuns?: number[];
+  bulkCpu?: number;
   /** From the keep-alive round at the median (`figuresRound`, 0-based). */
   cpu?: number;
   syscalls?: number;

@@ -29,6 +29,7 @@ import { experiment as dupTrap } from './experiments/dup-trap';
 import { experiment as oneshot } from './experiments/oneshot';
 import { experiment as balance } from './experiments/balance';
 import { experiment as herd } from './experiments/herd';
+import { experiment as zeroCopy } from './experiments/zero-copy';
 
 /** In the order they run and appear in the table. */
 export const EXPERIMENTS: readonly Experiment[] = [
@@ -43,6 +44,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   oneshot,
   balance,
   herd,
+  zeroCopy,
 ];
 
 /** Run the selected experiments one after another; `progress` gets a line per row. */
@@ -87,3 +89,4 @@ export { backendTrace, urgentData } from './experiments/urgent';
 export { dupTrap } from './experiments/dup-trap';
 export { oneshotLoop } from './experiments/oneshot';
 export { balanceRun } from './experiments/balance';
+export { copyVsSplice } from './experiments/zero-copy';

@@ -35,6 +35,10 @@ export interface RspCounters {
   peakQueue: number;
   /** EPOLLPRI: urgent marks met (the urgent byte itself is dropped). */
   urgentMarks: number;
+  /** Zero copy: splice() calls, bytes spliced from sockets into pipes, pipes opened. */
+  splices: number;
+  bytesSpliced: number;
+  pipes: number;
   accepts: number;
   acceptCalls: number;
   connects: number;
@@ -50,6 +54,7 @@ const COUNTER_KEYS: Record<string, Record<string, keyof RspCounters>> = {
   io: {
     reads: 'reads', 'reads-eagain': 'readsEagain', writes: 'writes', 'short-writes': 'shortWrites', 'bytes-read': 'bytesRead',
     'bytes-written': 'bytesWritten', 'bytes-queued': 'bytesQueued', 'peak-queue': 'peakQueue', 'urgent-marks': 'urgentMarks',
+    splices: 'splices', 'bytes-spliced': 'bytesSpliced', pipes: 'pipes',
   },
   connections: { accepts: 'accepts', 'accept-calls': 'acceptCalls', connects: 'connects', 'other-calls': 'otherCalls', syscalls: 'syscalls' },
 };
@@ -57,7 +62,7 @@ const COUNTER_KEYS: Record<string, Record<string, keyof RspCounters>> = {
 export function emptyCounters(): RspCounters {
   return {
     waits: 0, events: 0, maxBatch: 0, staleEvents: 0, deferred: 0, ctlAdd: 0, ctlMod: 0, ctlDel: 0, reads: 0, readsEagain: 0,
-    writes: 0, shortWrites: 0, bytesRead: 0, bytesWritten: 0, bytesQueued: 0, peakQueue: 0, urgentMarks: 0, accepts: 0, acceptCalls: 0,
+    writes: 0, shortWrites: 0, bytesRead: 0, bytesWritten: 0, bytesQueued: 0, peakQueue: 0, urgentMarks: 0, splices: 0, bytesSpliced: 0, pipes: 0, accepts: 0, acceptCalls: 0,
     connects: 0, otherCalls: 0, syscalls: 0, closes: {},
   };
 }
@@ -164,8 +169,9 @@ export class RspProcess {
     // A pool (backends = ...) replaces backendAddress/backendPort.
     const backend: RspSettings = 'backends' in settings ? {} : { backendAddress: HOST };
     // drainTimeout = 0: SIGTERM stops at once (the lab's connections are its own).
-    // workers = 1: the experiments watch one reactor (the thundering herd sets its own).
-    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, drainTimeout: 0, workers: 1, ...backend, ...settings }));
+    // workers = 1: the experiments watch one reactor (the thundering herd sets its own);
+    // zeroCopy = "off": they watch read() and write() (the copy vs splice experiment says otherwise).
+    fs.writeFileSync(config, luaConfig({ listenPort: '0', listenAddress: HOST, drainTimeout: 0, workers: 1, zeroCopy: 'off', ...backend, ...settings }));
     const proc = spawn(process.execPath, [RSP_BIN, '--die-with-parent', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.set(proc, dir);
     let closed = false;

@@ -6,9 +6,10 @@ import { direct } from './direct';
 import { haproxyHttp, haproxyTcp } from './haproxy';
 import { nginxHttp, nginxStream } from './nginx';
 import { nodeNet } from './node-net';
-import { rspEdge, rspLevel, rspPool3, rspWorkers2 } from './rsp';
+import { rspEdge, rspEdgeCopy, rspLevel, rspLevelCopy, rspLevelSplice, rspPool3, rspWorkers2 } from './rsp';
 
-export const SETUPS: readonly Setup[] = [direct, rspLevel, rspPool3, rspWorkers2, rspEdge, nodeNet, nginxStream, nginxHttp, haproxyTcp, haproxyHttp];
+// The extra ones (rsp-*-copy, rsp-level-splice) run only when --only names them.
+export const SETUPS: readonly Setup[] = [direct, rspLevel, rspLevelCopy, rspLevelSplice, rspPool3, rspWorkers2, rspEdge, rspEdgeCopy, nodeNet, nginxStream, nginxHttp, haproxyTcp, haproxyHttp];
 
 /** A setup's row label by its name (for a reference that did not run). */
 export function labelOf(name: string): string {

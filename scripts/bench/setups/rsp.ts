@@ -7,6 +7,11 @@
 // this benchmark has always had; rsp-w2 is rsp-level with two workers (each
 // its own listening socket, SO_REUSEPORT), for the scaling figures.
 //
+// rsp-level-copy and rsp-edge-copy (not in a default run: `--only` names
+// them) are the same with zeroCopy = "off": every byte copied through rsp, for
+// a comparison with the default "auto", which splices bulk transfers
+// (src/splice.ts); rsp-level-splice splices every connection ("on").
+//
 // rsp-pool3 is rsp level with a pool of three members instead of the one
 // backend (`backends = { app = { three members, balance = "roundrobin" } }`):
 // the same backend process on three of its ports, so the two rows differ only
@@ -23,16 +28,19 @@ import type { Running, Setup } from '../setup';
 
 export const RSP_BIN = path.join(ROOT, 'bin', 'rsp');
 
-function rsp(mode: 'level' | 'edge', workers = 1): Setup {
-  const name = workers === 1 ? `rsp-${mode}` : `rsp-w${workers}`;
+function rsp(mode: 'level' | 'edge', zeroCopy?: 'off' | 'on', workers = 1): Setup {
+  const variant = zeroCopy === undefined ? '' : zeroCopy === 'off' ? '-copy' : '-splice';
+  const name = workers === 1 ? `rsp-${mode}${variant}` : `rsp-w${workers}`;
   return {
     name,
-    label: workers === 1 ? `rsp ${mode}` : `rsp ${mode}, ${workers} workers`,
+    label: workers === 1 ? `rsp ${mode}${zeroCopy === undefined ? '' : zeroCopy === 'off' ? ', copying' : ', splice always'}` : `rsp ${mode}, ${workers} workers`,
     proxy: true,
+    extra: zeroCopy !== undefined,
     needs: () => null,
     async start(backendPort, dir) {
       const file = path.join(dir, `${name}-${backendPort}.lua`);
-      fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackendAddress = "127.0.0.1"\nbackendPort = "${backendPort}"\ntriggerMode = "${mode}"\nworkers = ${workers}\n`);
+      const setting = zeroCopy === undefined ? '' : `zeroCopy = "${zeroCopy}"\n`;
+      fs.writeFileSync(file, `listenPort = "0"\nlistenAddress = "127.0.0.1"\nbackendAddress = "127.0.0.1"\nbackendPort = "${backendPort}"\ntriggerMode = "${mode}"\nworkers = ${workers}\n${setting}`);
       return running(await startService(process.execPath, [RSP_BIN, '--die-with-parent', file]));
     },
   };
@@ -40,7 +48,10 @@ function rsp(mode: 'level' | 'edge', workers = 1): Setup {
 
 export const rspLevel = rsp('level');
 export const rspEdge = rsp('edge');
-export const rspWorkers2 = rsp('level', 2);
+export const rspWorkers2 = rsp('level', undefined, 2);
+export const rspLevelCopy = rsp('level', 'off');
+export const rspEdgeCopy = rsp('edge', 'off');
+export const rspLevelSplice = rsp('level', 'on');
 
 /** Members in the pool setup. */
 const POOL_MEMBERS = 3;
