@@ -10,6 +10,7 @@ import { connectTo, echoBackend, exchange, listen, readBytes, refusingPort, wait
 import { startRspLua } from './lua';
 import * as lab from '../scripts/lab';
 import { herd } from '../scripts/lab/experiments/herd';
+import { LineEchoes } from '../src/supervisor/echo';
 
 /** A backend that answers `name` to whatever comes, then closes. */
 function named(t: ExecutionContext, name: string): Promise<number> {
@@ -200,4 +201,15 @@ test('maxConnections = 2 with 2 workers is for the process: a share of 1 each, t
   first.destroy();
   t.is((await readBytes(third, 5, 'the echo for the third client')).toString(), 'third');
   t.is(await rsp.stop(), 0);
+});
+
+test('the same log line from two workers within a second is printed once; a worker repeating itself is not an echo', (t) => {
+  const e = new LineEchoes(1000);
+  const line = (time: string): string => `[2026-11-29 10:00:${time}] accept: EMFILE (out of file descriptors); pausing accepts for 100 ms at a time until some are free`;
+  t.false(e.isEcho(0, line('00'), 0));
+  t.true(e.isEcho(1, line('00'), 400), 'worker 1, the same event');
+  t.false(e.isEcho(0, line('00'), 500), 'worker 0 again: a new event');
+  t.true(e.isEcho(1, line('01'), 900), 'the timestamp is not part of the text');
+  t.false(e.isEcho(1, line('02'), 1600), 'a second later: a new event');
+  t.false(e.isEcho(1, '[x] another line', 1600));
 });
