@@ -259,9 +259,6 @@ function start(config: Config, configPath: string, written: Pick<Config, (typeof
     },
     counters: () => pool.askCounters(),
     reopen: () => pool.tellAll({ type: 'reopen' }),
-    reload: () => {
-      log('SIGHUP: reloading the config.');
-      reloader.request();
-    },
+    reload: () => reloader.request(),
   };
 }

@@ -165,3 +165,23 @@ ${extra}\n`;
   t.is(rsp.output().split('\n').filter((l) => /is down/.test(l)).length, 1);
   t.is(await rsp.stop(), 0);
 });
+
+test('reload: a new listener that cannot be bound keeps the whole old config (and its listeners)', async (t) => {
+  const a = await named(t, 'A');
+  const b = await named(t, 'B');
+  const taken = refusingPort(t).port; // bound by this test, not listening: EADDRINUSE for rsp
+  // drainDelay: a drain that lasts until a second SIGTERM, so the SIGHUP below surely finds rsp draining.
+  const config = (backend: number, extra: string): string => `workers = 2 drainDelay = 600000 backends = { app = { "127.0.0.1:${backend}" } }
+listeners = { { port = 0, address = "127.0.0.1" }${extra} }\n`;
+  const { rsp, reload } = await startReloadable(t, config(a, ''));
+  const line = await reload(config(b, `, { port = ${taken}, address = "127.0.0.1" }`), /Error parsing config file: Could not listen on 127\.0\.0\.1:\d+: EADDRINUSE; still running on the old config\./);
+  t.regex(line, /EADDRINUSE/);
+  t.is(await attempt(rsp.port), 'A', 'the old pool still serves');
+  // SIGHUP while draining: said, and nothing reloaded.
+  rsp.proc.kill('SIGTERM');
+  await rsp.waitFor(/draining/);
+  rsp.proc.kill('SIGHUP');
+  await rsp.waitFor(/SIGHUP: draining or stopping; not reloading\./);
+  rsp.proc.kill('SIGTERM'); // the second one stops at once
+  t.is(await rsp.exited, 0);
+});

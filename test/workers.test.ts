@@ -6,10 +6,11 @@ import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { exchange, listen, refusingPort, type RunningProcess } from './helpers';
+import { connectTo, echoBackend, exchange, listen, readBytes, refusingPort, waitUntil, type RunningProcess } from './helpers';
 import { startRspLua } from './lua';
 import * as lab from '../scripts/lab';
 import { herd } from '../scripts/lab/experiments/herd';
+import { LineEchoes } from '../src/supervisor/echo';
 
 /** A backend that answers `name` to whatever comes, then closes. */
 function named(t: ExecutionContext, name: string): Promise<number> {
@@ -167,4 +168,48 @@ test('lab experiment 11 (thundering herd), shortened: a plain shared socket wake
   // Structural, not a speed: every sleeping worker is woken for each connection in the one case, one worker in the other.
   t.true(plain.figures.threadWakeupsPerConn > reuseport.figures.threadWakeupsPerConn + 1, `${plain.figures.threadWakeupsPerConn} vs ${reuseport.figures.threadWakeupsPerConn}`);
   t.is(reuseport.figures.emptyPerConn, 0, 'a worker\'s own socket is never emptied by another worker');
+});
+
+/** Connections waiting in the accept backlog of the listening socket on 127.0.0.1:`port` (rx_queue of a LISTEN line). */
+function acceptQueue(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 4 && f[1] === `0100007F:${hexPort}` && f[3] === '0A') return parseInt(f[4].split(':')[1], 16);
+  }
+  throw new Error(`no listener on 127.0.0.1:${port} in /proc/net/tcp`);
+}
+
+test('maxConnections = 2 with 2 workers is for the process: a share of 1 each, the third client waits until one leaves', async (t) => {
+  const echo = await echoBackend(t);
+  // "shared": one accept queue, so which worker takes which client does not matter.
+  const rsp = await startRspLua(t, `listenPort = 0 listenAddress = "127.0.0.1" backendAddress = "127.0.0.1" backendPort = ${echo} workers = 2 acceptMode = "shared" maxConnections = 2`);
+  const served = async (text: string) => {
+    const s = await connectTo(t, rsp.port);
+    s.on('error', () => {}); // reset when rsp stops with it still open
+    s.write(text);
+    t.is((await readBytes(s, text.length, `the echo of ${text}`)).toString(), text);
+    return s;
+  };
+  const first = await served('first');
+  await served('second');
+  await rsp.waitFor(/maxConnections \(1: worker \d's share of 2\) reached/, 20000, 2);
+  const third = await connectTo(t, rsp.port);
+  third.on('error', () => {});
+  third.write('third');
+  await waitUntil(() => acceptQueue(rsp.port) === 1, 'the third client in the listen backlog');
+  first.destroy();
+  t.is((await readBytes(third, 5, 'the echo for the third client')).toString(), 'third');
+  t.is(await rsp.stop(), 0);
+});
+
+test('the same log line from two workers within a second is printed once; a worker repeating itself is not an echo', (t) => {
+  const e = new LineEchoes(1000);
+  const line = (time: string): string => `[2026-11-29 10:00:${time}] accept: EMFILE (out of file descriptors); pausing accepts for 100 ms at a time until some are free`;
+  t.false(e.isEcho(0, line('00'), 0));
+  t.true(e.isEcho(1, line('00'), 400), 'worker 1, the same event');
+  t.false(e.isEcho(0, line('00'), 500), 'worker 0 again: a new event');
+  t.true(e.isEcho(1, line('01'), 900), 'the timestamp is not part of the text');
+  t.false(e.isEcho(1, line('02'), 1600), 'a second later: a new event');
+  t.false(e.isEcho(1, '[x] another line', 1600));
 });

@@ -44,6 +44,7 @@ export class Reloader {
       log('SIGHUP: draining or stopping; not reloading.');
       return;
     }
+    log('SIGHUP: reloading the config.');
     if (this.busy) {
       this.again = true;
       return;

@@ -12,6 +12,7 @@ import { describeCounters, describeWorkers, sumCounters, type Counters } from '.
 import { LimitedLog, log, logError } from '../log';
 import type { WorkerReport } from '../stats/snapshot';
 import type { ControlMessage, WorkerData, WorkerMessage } from '../worker';
+import { LineEchoes } from './echo';
 import { ListenSockets, type ListenSocket } from './sockets';
 
 /** How long worker 0's stats listener waits for the others' reports before answering with what it has. */
@@ -52,6 +53,8 @@ export class WorkerPool {
   private stopping = false;
   private drainingAll = false;
   private readonly fatal = new Set<string>();
+  /** The same line from several workers at once is printed once. */
+  private readonly echoes = new LineEchoes();
   /** The workers' flood-prone error lines, limited here for all of them together. */
   private readonly errors = new LimitedLog((ms, run) => void setTimeout(run, ms).unref());
 
@@ -136,6 +139,7 @@ export class WorkerPool {
   private message(i: number, message: WorkerMessage): void {
     switch (message.type) {
       case 'log':
+        if (this.count > 1 && this.echoes.isEcho(i, message.line)) break;
         (message.level === 'error' ? process.stderr : process.stdout).write(message.line + '\n');
         break;
       case 'listening':
