@@ -58,6 +58,8 @@ export function prometheus(s: StatsSnapshot): string {
   perWorker('Events for a handler closed earlier in the same batch, skipped.', 'rsp_epoll_stale_events_total', (c) => c.staleEvents);
   perWorker('read() calls.', 'rsp_reads_total', (c) => c.reads);
   perWorker('write() calls.', 'rsp_writes_total', (c) => c.writes);
+  perWorker('splice() calls (zero copy).', 'rsp_splices_total', (c) => c.splices);
+  perWorker('Bytes moved from sockets into pipes by splice() (zero copy).', 'rsp_spliced_bytes_total', (c) => c.bytesSpliced);
   perWorker('Every system call the reactor made.', 'rsp_syscalls_total', (c) => c.syscalls);
   perWorker('Connections accepted.', 'rsp_accepts_total', (c) => c.accepts);
   return m.text();
