@@ -22,8 +22,12 @@ export function headBuffer(): Buffer {
   return scratch;
 }
 
+/** Room for `n` bytes; what is written so far moves with the buffer (a head may grow it halfway). */
 function ensure(n: number): void {
-  if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.max(n, scratch.length * 2));
+  if (scratch.length >= n) return;
+  const bigger = Buffer.allocUnsafe(Math.max(n, scratch.length * 2));
+  scratch.copy(bigger, 0, 0, scratch.length);
+  scratch = bigger;
 }
 
 /** Small bodies ride with their head: one write() instead of two (and one packet). */

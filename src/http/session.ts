@@ -613,6 +613,11 @@ export class HttpSession implements ConnectionOwner, Pairing {
           this.becomeTunnel(data, i, length);
           return;
         }
+        if (req.version === 10 && res.bodyKind === BODY_CHUNKED) {
+          // rsp asked in HTTP/1.0 (the client's version), so chunked is not an answer it may get (RFC 9112 §6.1).
+          this.backendFailed(502, `chunked response from ${this.member?.name ?? 'backend'} to an HTTP/1.0 request`, true);
+          return;
+        }
         this.status = res.status;
         this.resBody.start(res.bodyKind, res.contentLength);
         // Until close, a client that has gone, or a request body still coming (the backend answered
