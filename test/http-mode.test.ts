@@ -361,3 +361,43 @@ bothModesFailing('session.ts answer() sees headSent still true from the previous
   c.send(getRequest('/admin', 'hooked.test'));
   t.is((await c.response()).line, 'HTTP/1.1 403 Forbidden');
 });
+
+bothModesFailing('forward.ts ensure() grows the scratch buffer without copying what requestHead() already wrote into it, so the head goes out as uninitialised memory', 'request heads of 8 KB and 20 KB (a big Cookie) reach the backend byte for byte, also on a fresh rsp', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, httpConfig(mode, b.port));
+  const c = await RawClient.connect(t, rsp.port);
+  for (const size of [8000, 20000]) {
+    const cookie = 'c'.repeat(size);
+    c.send(getRequest(`/cookie${size}`, 'h', `Cookie: ${cookie}\r\n`));
+    const res = await c.response();
+    t.is(res.status, 200, `${size}: ${res.line}`);
+    const got = b.requests.at(-1);
+    t.is(got?.line, `GET /cookie${size} HTTP/1.1`);
+    t.is(got === undefined ? undefined : field(got, 'cookie'), cookie);
+  }
+});
+
+bothModesFailing('session.ts (HttpSession) ignores the listener\'s acceptProxy: the PROXY line is parsed as a request line (400)', 'acceptProxy on an HTTP listener: the PROXY header is read, and its source address goes into X-Forwarded-For', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, `mode = "http"\ntriggerMode = "${mode}"\nbackends = { web = { "127.0.0.1:${b.port}" } }
+listeners = { { port = "0", address = "127.0.0.1", acceptProxy = true } }\n`);
+  const { res } = await oneShot(t, rsp.port, `PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n${getRequest('/pp', 'h', 'Connection: close\r\n')}`);
+  t.is(res.status, 200, res.line);
+  t.is(b.requests.length, 1);
+  t.is(b.requests[0] === undefined ? undefined : field(b.requests[0], 'x-forwarded-for'), '203.0.113.9');
+});
+
+bothModes('HTTP and TCP listeners side by side: mode per listener', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, `mode = "http"\ntriggerMode = "${mode}"\nbackends = { web = { "127.0.0.1:${b.port}" } }
+listeners = { { port = "0", address = "127.0.0.1" }, { port = "0", address = "127.0.0.1", mode = "tcp" } }\n`);
+  const ports = /Listening on ports (\d+), (\d+)/.exec(await rsp.waitFor(/Listening on ports/))!.slice(1).map(Number);
+  for (const [port, target] of [[ports[0], '/http'], [ports[1], '/tcp']] as const) {
+    const c = await RawClient.connect(t, port);
+    c.send(getRequest(target, 'h'));
+    t.is((await c.response()).status, 200);
+  }
+  t.deepEqual(b.requests.map((r) => r.target), ['/http', '/tcp']);
+  t.deepEqual(fieldAll(b.requests[0], 'x-forwarded-for'), ['127.0.0.1'], 'HTTP mode rewrites the head');
+  t.deepEqual(fieldAll(b.requests[1], 'x-forwarded-for'), [], 'TCP mode passes the bytes as they are');
+});
