@@ -291,3 +291,16 @@ bothModesFailing('session.ts fromBackend() decides Connection: close before know
   t.is(field(res, 'connection'), 'close');
   t.is((await c.ending()).how, 'end');
 });
+
+bothModes('after a backend answered before the request body was complete, the rest of the body is never read as requests', async (t, mode) => {
+  const { rsp, b } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  c.send('POST /upload2 HTTP/1.1\r\nHost: early.test\r\nContent-Length: 100\r\n\r\npartial');
+  t.is((await c.response()).status, 413);
+  // What the client sends now is the rest of its body, whatever it looks like.
+  c.send(`${getRequest('/smuggled', 'fast.test')}${'x'.repeat(60)}`);
+  c.end();
+  await c.ending();
+  t.false(b.fast.requests.some((r) => r.target === '/smuggled'));
+  t.false(b.early.conns.some((k) => k.all.includes('/smuggled')));
+});

@@ -401,3 +401,13 @@ listeners = { { port = "0", address = "127.0.0.1" }, { port = "0", address = "12
   t.deepEqual(fieldAll(b.requests[0], 'x-forwarded-for'), ['127.0.0.1'], 'HTTP mode rewrites the head');
   t.deepEqual(fieldAll(b.requests[1], 'x-forwarded-for'), [], 'TCP mode passes the bytes as they are');
 });
+
+bothModes('an IPv6 client: X-Forwarded-For names it, and trustedProxies takes IPv6 CIDRs', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, `mode = "http"\ntriggerMode = "${mode}"\nbackends = { web = { "127.0.0.1:${b.port}" } }
+trustedProxies = { "::1/128" }\nlisteners = { { port = "0", address = "::1" } }\n`);
+  const c = await RawClient.connect(t, rsp.port, '::1');
+  c.send(getRequest('/v6', '[::1]', 'X-Forwarded-For: 192.0.2.1\r\n'));
+  t.is((await c.response()).status, 200);
+  t.deepEqual(fieldAll(b.requests[0], 'x-forwarded-for'), ['192.0.2.1, ::1']);
+});
