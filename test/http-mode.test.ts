@@ -54,6 +54,8 @@ const fixture = sharedRsp({
       c.send(okResponse('got it'));
     },
     v10: keepAnswering(() => okResponse('one')),
+    // Chunked whatever the request's version (a backend that ignores that it was asked in HTTP/1.0).
+    chunky: keepAnswering(() => 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
     half: keepAnswering(() => okResponse(BIG)),
     onebyte: keepAnswering(() => okResponse('ok')),
     ext: keepAnswering(() => okResponse('ok')),
@@ -410,4 +412,13 @@ trustedProxies = { "::1/128" }\nlisteners = { { port = "0", address = "::1" } }\
   c.send(getRequest('/v6', '[::1]', 'X-Forwarded-For: 192.0.2.1\r\n'));
   t.is((await c.response()).status, 200);
   t.deepEqual(fieldAll(b.requests[0], 'x-forwarded-for'), ['192.0.2.1, ::1']);
+});
+
+bothModesFailing('forward.ts responseHead() passes Transfer-Encoding: chunked to an HTTP/1.0 client (RFC 9112 §6.1: a server must not; nginx de-chunks and closes)', 'an HTTP/1.0 client never gets a chunked response, even from a backend that sends one', async (t, mode) => {
+  const { rsp } = await fixture(mode);
+  const { res, how } = await oneShot(t, rsp.port, 'GET /chunky HTTP/1.0\r\nHost: chunky.test\r\n\r\n');
+  t.is(res.status, 200);
+  t.is(field(res, 'transfer-encoding'), undefined);
+  t.is(res.body.toString(), 'hello');
+  t.is(how, 'end');
 });
