@@ -274,6 +274,7 @@ const RESPONSES: ResponseRow[] = [
   { name: '204 with no body', bytes: 'HTTP/1.1 204 No Content\r\n\r\n', want: 'forwarded', status: 204, framing: 'none', raw: '' },
   { name: '304 with a Content-Length and no body', bytes: 'HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n', want: 'forwarded', status: 304, framing: 'none', raw: '' },
   { name: 'HEAD: Content-Length and no body', head: true, bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n', want: 'forwarded', status: 200, framing: 'none', raw: '' },
+  { name: 'HEAD: a body the backend sends anyway is not passed on', head: true, bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello', want: 'forwarded', status: 200, framing: 'none', raw: '' },
   { name: 'HEAD: chunked and no body', head: true, bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', want: 'forwarded', status: 200, framing: 'none', raw: '' },
   { name: '103 Early Hints before the response', bytes: 'HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', interim: [103], status: 200, framing: 'length', raw: 'ok' },
   { name: 'two 100 Continue', bytes: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', want: 'forwarded', interim: [100, 100], status: 200, framing: 'length', raw: 'ok' },

@@ -38,6 +38,7 @@ const fixture = sharedRsp({
     fold: misbehave((c) => c.send('HTTP/1.1 200 OK\r\nX-A: a\r\n folded\r\nContent-Length: 2\r\n\r\nok')),
     te10: misbehave((c) => c.send('HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n')),
     badstatus: misbehave((c) => c.send('HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok')),
+    hugehead: misbehave((c) => c.send(`HTTP/1.1 200 OK\r\n${`X-H: ${'h'.repeat(1000)}\r\n`.repeat(40)}Content-Length: 2\r\n\r\nok`)),
     unasked101: misbehave((c) => c.send('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n')),
     extra: keepAnswering((req) => (req.target === '/first' ? `${okResponse('first')}HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled` : okResponse('clean'))),
   },
@@ -141,6 +142,7 @@ const BACKEND_FAILURES: [string, string][] = [
   ['te10', 'Transfer-Encoding in an HTTP/1.0 response'],
   ['badstatus', 'two-digit status'],
   ['unasked101', '101 to a request that did not ask to upgrade'],
+  ['hugehead', 'a 40 KB response head'],
 ];
 
 for (const [pool, what] of BACKEND_FAILURES) {

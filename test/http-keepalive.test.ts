@@ -205,14 +205,22 @@ bothModes('keepAliveTimeout closes an idle client connection (with a FIN, nothin
   t.is(end.rest.length, 0);
 });
 
-bothModes('drain (SIGTERM): an idle keep-alive client is closed at once, a request in flight gets its response with Connection: close, then rsp exits 0', async (t, mode) => {
+bothModes('drain (SIGTERM): an idle keep-alive client is closed at once, a request in flight gets its response with Connection: close, one mid-body finishes whole, then rsp exits 0', async (t, mode) => {
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
+  const rest = patternBytes(100_000, 8);
   const b = await scriptedBackend(t, async (c) => {
     for (;;) {
       const req = await c.request(60000);
       if (req === null) return;
       if (req.target === '/held') await held;
+      if (req.target === '/streaming') {
+        // The head and a first part now, the rest after the drain has begun.
+        c.send(`HTTP/1.1 200 OK\r\nContent-Length: ${5 + rest.length}\r\n\r\nfirst`);
+        await held;
+        c.send(rest);
+        continue;
+      }
       c.send(okResponse(`done ${req.target}`));
     }
   });
@@ -222,7 +230,10 @@ bothModes('drain (SIGTERM): an idle keep-alive client is closed at once, a reque
   t.is((await idle.response()).status, 200);
   const busy = await RawClient.connect(t, rsp.port);
   busy.send(getRequest('/held'));
+  const streaming = await RawClient.connect(t, rsp.port);
+  streaming.send(getRequest('/streaming'));
   await waitUntil(() => b.requests.some((r) => r.target === '/held'), 'the held request at the backend');
+  await waitUntil(() => streaming.unread.includes('first'), 'the first part of the streaming response');
   rsp.proc.kill('SIGTERM');
   await rsp.waitFor(/Draining/);
   const idleEnd = await idle.ending();
@@ -234,8 +245,12 @@ bothModes('drain (SIGTERM): an idle keep-alive client is closed at once, a reque
   t.is(res.body.toString(), 'done /held');
   t.is(field(res, 'connection'), 'close');
   t.is((await busy.ending()).how, 'end');
+  const whole = await streaming.response();
+  t.true(whole.body.equals(Buffer.concat([Buffer.from('first'), rest])), 'the streaming response is whole');
+  t.is((await streaming.ending()).how, 'end');
   // As any client does on the server's FIN (rsp lingers until then, to not reset its own answer).
   busy.end();
+  streaming.end();
   t.is(await rsp.exited, 0);
   // New clients are refused by then.
   const refused = await new Promise<string>((resolve) => {
@@ -290,4 +305,17 @@ bothModes('a backend that answers before the request body is complete: the clien
   t.is(res.body.toString(), 'big');
   t.is(field(res, 'connection'), 'close');
   t.is((await c.ending()).how, 'end');
+});
+
+bothModes('after a backend answered before the request body was complete, the rest of the body is never read as requests', async (t, mode) => {
+  const { rsp, b } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  c.send('POST /upload2 HTTP/1.1\r\nHost: early.test\r\nContent-Length: 100\r\n\r\npartial');
+  t.is((await c.response()).status, 413);
+  // What the client sends now is the rest of its body, whatever it looks like.
+  c.send(`${getRequest('/smuggled', 'fast.test')}${'x'.repeat(60)}`);
+  c.end();
+  await c.ending();
+  t.false(b.fast.requests.some((r) => r.target === '/smuggled'));
+  t.false(b.early.conns.some((k) => k.all.includes('/smuggled')));
 });

@@ -54,6 +54,8 @@ const fixture = sharedRsp({
       c.send(okResponse('got it'));
     },
     v10: keepAnswering(() => okResponse('one')),
+    // Chunked whatever the request's version (a backend that ignores that it was asked in HTTP/1.0).
+    chunky: keepAnswering(() => 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
     half: keepAnswering(() => okResponse(BIG)),
     onebyte: keepAnswering(() => okResponse('ok')),
     ext: keepAnswering(() => okResponse('ok')),
@@ -360,4 +362,63 @@ bothModes('route() answering a status to the second request of a keep-alive conn
   t.is((await c.response()).body.toString(), 'hooked');
   c.send(getRequest('/admin', 'hooked.test'));
   t.is((await c.response()).line, 'HTTP/1.1 403 Forbidden');
+});
+
+bothModesFailing('forward.ts ensure() grows the scratch buffer without copying what requestHead() already wrote into it, so the head goes out as uninitialised memory', 'request heads of 8 KB and 20 KB (a big Cookie) reach the backend byte for byte, also on a fresh rsp', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, httpConfig(mode, b.port));
+  const c = await RawClient.connect(t, rsp.port);
+  for (const size of [8000, 20000]) {
+    const cookie = 'c'.repeat(size);
+    c.send(getRequest(`/cookie${size}`, 'h', `Cookie: ${cookie}\r\n`));
+    const res = await c.response();
+    t.is(res.status, 200, `${size}: ${res.line}`);
+    const got = b.requests.at(-1);
+    t.is(got?.line, `GET /cookie${size} HTTP/1.1`);
+    t.is(got === undefined ? undefined : field(got, 'cookie'), cookie);
+  }
+});
+
+bothModesFailing('session.ts (HttpSession) ignores the listener\'s acceptProxy: the PROXY line is parsed as a request line (400)', 'acceptProxy on an HTTP listener: the PROXY header is read, and its source address goes into X-Forwarded-For', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, `mode = "http"\ntriggerMode = "${mode}"\nbackends = { web = { "127.0.0.1:${b.port}" } }
+listeners = { { port = "0", address = "127.0.0.1", acceptProxy = true } }\n`);
+  const { res } = await oneShot(t, rsp.port, `PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n${getRequest('/pp', 'h', 'Connection: close\r\n')}`);
+  t.is(res.status, 200, res.line);
+  t.is(b.requests.length, 1);
+  t.is(b.requests[0] === undefined ? undefined : field(b.requests[0], 'x-forwarded-for'), '203.0.113.9');
+});
+
+bothModes('HTTP and TCP listeners side by side: mode per listener', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, `mode = "http"\ntriggerMode = "${mode}"\nbackends = { web = { "127.0.0.1:${b.port}" } }
+listeners = { { port = "0", address = "127.0.0.1" }, { port = "0", address = "127.0.0.1", mode = "tcp" } }\n`);
+  const ports = /Listening on ports (\d+), (\d+)/.exec(await rsp.waitFor(/Listening on ports/))!.slice(1).map(Number);
+  for (const [port, target] of [[ports[0], '/http'], [ports[1], '/tcp']] as const) {
+    const c = await RawClient.connect(t, port);
+    c.send(getRequest(target, 'h'));
+    t.is((await c.response()).status, 200);
+  }
+  t.deepEqual(b.requests.map((r) => r.target), ['/http', '/tcp']);
+  t.deepEqual(fieldAll(b.requests[0], 'x-forwarded-for'), ['127.0.0.1'], 'HTTP mode rewrites the head');
+  t.deepEqual(fieldAll(b.requests[1], 'x-forwarded-for'), [], 'TCP mode passes the bytes as they are');
+});
+
+bothModes('an IPv6 client: X-Forwarded-For names it, and trustedProxies takes IPv6 CIDRs', async (t, mode) => {
+  const b = await scriptedBackend(t);
+  const rsp = await startRspLua(t, `mode = "http"\ntriggerMode = "${mode}"\nbackends = { web = { "127.0.0.1:${b.port}" } }
+trustedProxies = { "::1/128" }\nlisteners = { { port = "0", address = "::1" } }\n`);
+  const c = await RawClient.connect(t, rsp.port, '::1');
+  c.send(getRequest('/v6', '[::1]', 'X-Forwarded-For: 192.0.2.1\r\n'));
+  t.is((await c.response()).status, 200);
+  t.deepEqual(fieldAll(b.requests[0], 'x-forwarded-for'), ['192.0.2.1, ::1']);
+});
+
+bothModesFailing('forward.ts responseHead() passes Transfer-Encoding: chunked to an HTTP/1.0 client (RFC 9112 §6.1: a server must not; nginx de-chunks and closes)', 'an HTTP/1.0 client never gets a chunked response, even from a backend that sends one', async (t, mode) => {
+  const { rsp } = await fixture(mode);
+  const { res, how } = await oneShot(t, rsp.port, 'GET /chunky HTTP/1.0\r\nHost: chunky.test\r\n\r\n');
+  t.is(res.status, 200);
+  t.is(field(res, 'transfer-encoding'), undefined);
+  t.is(res.body.toString(), 'hello');
+  t.is(how, 'end');
 });
