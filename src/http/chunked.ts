@@ -33,6 +33,8 @@ export class ChunkedBody {
   bodyBytes = 0;
   /** Why feed() returned CHUNKED_ERROR. */
   error = '';
+  /** When set, gets each run of chunk data as it passes (to de-chunk a body for an HTTP/1.0 client). */
+  onData: ((d: Uint8Array, start: number, end: number) => void) | null = null;
   private state = S.SizeStart;
   private remaining = 0;
   private lineBytes = 0;
@@ -69,6 +71,7 @@ export class ChunkedBody {
     while (i < end) {
       if (state === S.Data) {
         const n = Math.min(this.remaining, end - i);
+        if (this.onData !== null && n > 0) this.onData(d, i, i + n);
         i += n;
         this.remaining -= n;
         this.bodyBytes += n;

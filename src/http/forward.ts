@@ -127,9 +127,10 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
 /**
  * The response head for the client, in headBuffer(); returns its length.
  * The status line says HTTP/1.1, rsp's own version (RFC 9110 §6.2).
- * `close`: the client connection ends after this response.
+ * `close`: the client connection ends after this response. `dechunk`: the
+ * body goes out without its chunked framing (Transfer-Encoding left out). 
  */
-export function responseHead(res: ResponseHead, close: boolean, clientVersion: number): number {
+export function responseHead(res: ResponseHead, close: boolean, clientVersion: number, dechunk = false): number {
   const d = res.bytes;
   ensure(res.headLength + 64);
   // " 200", then SP and the reason: the SP is required even when the reason is empty (RFC 9112 §4).
@@ -142,6 +143,7 @@ export function responseHead(res: ResponseHead, close: boolean, clientVersion: n
   scratch[at++] = 10;
   for (let k = 0; k < res.headerCount; k++) {
     if (hopByHop(res, k) || res.nameIs(k, 'upgrade')) continue;
+    if (dechunk && res.nameIs(k, 'transfer-encoding')) continue;
     ensure(at + (res.fieldEnd(k) - res.fieldStart(k)) + 64);
     at = copyField(res, k, at);
   }

@@ -165,6 +165,9 @@ export class HttpSession implements ConnectionOwner, Pairing {
   private outAtStart = 0;
   private status = 0;
   private memberName = '-';
+  /** De-chunking for an HTTP/1.0 client: chunk data on to the client (made on first use). */
+  private dechunked: ((d: Uint8Array, s: number, e: number) => void) | null = null;
+  private dechunking = false;
 
   constructor(
     private readonly ctx: HttpContext,
@@ -613,19 +616,20 @@ export class HttpSession implements ConnectionOwner, Pairing {
           this.becomeTunnel(data, i, length);
           return;
         }
-        if (req.version === 10 && res.bodyKind === BODY_CHUNKED) {
-          // rsp asked in HTTP/1.0 (the client's version), so chunked is not an answer it may get (RFC 9112 §6.1).
-          this.backendFailed(502, `chunked response from ${this.member?.name ?? 'backend'} to an HTTP/1.0 request`, true);
-          return;
-        }
         this.status = res.status;
         this.resBody.start(res.bodyKind, res.contentLength);
+        // An HTTP/1.0 client cannot read chunked (RFC 9112 §6.1): it gets the data alone, ended by the close.
+        const dechunk = req.version === 10 && res.bodyKind === BODY_CHUNKED;
+        this.dechunking = dechunk;
+        const chunked = this.resBody.chunked;
+        if (chunked !== null) chunked.onData = dechunk ? (this.dechunked ??= (d, s, e) => this.toClient(d as Buffer, s, e)) : null;
+        if (dechunk) this.closeAfter = true;
         // Until close, a client that has gone, or a request body still coming (the backend answered
         // early, a 413 say): this connection ends after the response, and the head says so.
         if (res.bodyKind === BODY_UNTIL_CLOSE || this.clientEnded || this.phase === Phase.Body) this.closeAfter = true;
-        let headLength = responseHead(res, this.closeAfter || this.ctx.draining.on, req.version);
+        let headLength = responseHead(res, this.closeAfter || this.ctx.draining.on, req.version, dechunk);
         // The body's first bytes, when few, go in the same write as the head.
-        if (length - i <= COALESCE_MAX && !this.resBody.done) {
+        if (length - i <= COALESCE_MAX && !this.resBody.done && !dechunk) {
           const n = this.resBody.take(data, i, length);
           if (n < 0) {
             this.backendFailed(502, `bad chunked response body from ${this.member?.name ?? 'backend'}: ${this.resBody.chunked!.error}`, true);
@@ -648,7 +652,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
           this.client.reset('backend gone');
           return;
         }
-        this.toClient(data, i, i + n);
+        if (!this.dechunking) this.toClient(data, i, i + n);
         i += n;
         if (this.resBody.done) {
           this.responseDone(i === length);
