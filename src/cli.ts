@@ -8,11 +8,13 @@
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
-import { ConfigError, configWarnings, itselfReason, loadConfig, type Config } from './config';
+import { ConfigError, configWarnings, itselfReason, type Config } from './config';
+import { loadConfigAside } from './configthread';
 import { describeCounters } from './counters';
 import { DnsFollower } from './dns';
 import { defaultMaxConnections, FD_HEADROOM, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
+import { memoryLines, memoryReportOn, WORKER_RESOURCE_LIMITS } from './memory';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
 const USAGE = `Usage: rsp [options] <config.lua>
@@ -139,7 +141,8 @@ export async function main(argv: string[]): Promise<void> {
   }
   let config: Config;
   try {
-    config = await loadConfig(args.configPath);
+    // On a thread of its own, so that fengari's heap is given back once it has run (configthread.ts).
+    config = await loadConfigAside(args.configPath);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`Error parsing config file: ${error.message}\n`);
@@ -178,7 +181,7 @@ function start(config: Config): void {
   const wakeFd = libc.check('eventfd', libc.eventfd(0, libc.EFD_NONBLOCK | libc.EFD_CLOEXEC));
   const channel = new MessageChannel();
   const data: WorkerData = { config, wakeFd, port: channel.port2 };
-  const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: data, transferList: [channel.port2] });
+  const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: data, transferList: [channel.port2], resourceLimits: WORKER_RESOURCE_LIMITS });
   const one = Buffer.alloc(8);
   one.writeBigUInt64LE(1n);
 
@@ -209,7 +212,10 @@ function start(config: Config): void {
       log(`${signal}: stopping now; open connections are reset.`);
       tell({ type: 'stop' });
     },
-    counters: () => tell({ type: 'counters' }),
+    counters: () => {
+      tell({ type: 'counters' });
+      if (memoryReportOn) memoryLines('main').forEach((line) => log(line)); // RSP_MEMORY_REPORT=1 (src/memory.ts)
+    },
     reopen: () => tell({ type: 'reopen' }),
   };
 

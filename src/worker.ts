@@ -11,6 +11,7 @@ import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
 import type { Config, MemberConfig } from './config';
 import type { MemberChange } from './dns';
 import { LimitedLog, log, setLogSink, logError } from './log';
+import { memoryLines, memoryReportOn } from './memory';
 import { Pairings, type Pairing } from './pairings';
 import { ConnectionLimit, Listener } from './listener';
 import { HealthChecker } from './balancer/checker';
@@ -67,7 +68,10 @@ class Control implements Handler {
       const message = m.message as ControlMessage;
       if (message.type === 'stop') this.reactor.stop();
       else if (message.type === 'drain') this.onDrain();
-      else if (message.type === 'counters') post({ type: 'counters', counters: this.reactor.counters });
+      else if (message.type === 'counters') {
+        post({ type: 'counters', counters: this.reactor.counters });
+        if (memoryReportOn) for (const line of memoryLines('worker')) log(line); // RSP_MEMORY_REPORT=1 (src/memory.ts)
+      }
       else if (message.type === 'reopen') this.onReopen();
       else if (message.type === 'members') changeMembers(this.pools, message);
     }
