@@ -65,6 +65,9 @@ export function setParentDeathSignal(sig: number): number {
   return prctl_raw(PR_SET_PDEATHSIG, 'unsigned long', sig) as number;
 }
 export const eventfd: Fn<[initval: number, flags: number]> = libc.func('int eventfd(unsigned int, int)');
+/** The address as an integer (from /proc/self/maps), not a Buffer: it names pages rsp never allocated. */
+export const madvise: Fn<[addr: bigint, length: bigint, advice: number]> = libc.func('int madvise(uintptr_t, size_t, int)');
+export const MADV_DONTNEED = 4;
 
 // --- epoll -----------------------------------------------------------------
 export const epoll_create1: Fn<[flags: number]> = libc.func('int epoll_create1(int)');

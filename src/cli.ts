@@ -8,13 +8,13 @@
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as libc from '../ffi/libc';
-import { ConfigError, configWarnings, itselfReason, type Config } from './config';
+import { ConfigError, configWarnings, itselfReason, loadConfig, type Config } from './config';
 import { loadConfigAside } from './configthread';
 import { describeCounters } from './counters';
 import { DnsFollower } from './dns';
 import { defaultMaxConnections, FD_HEADROOM, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
-import { memoryLines, memoryReportOn, WORKER_RESOURCE_LIMITS } from './memory';
+import { dropStartupPages, memoryLines, memoryReportOn, WORKER_RESOURCE_LIMITS } from './memory';
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker';
 
 const USAGE = `Usage: rsp [options] <config.lua>
@@ -141,8 +141,9 @@ export async function main(argv: string[]): Promise<void> {
   }
   let config: Config;
   try {
-    // On a thread of its own, so that fengari's heap is given back once it has run (configthread.ts).
-    config = await loadConfigAside(args.configPath);
+    // On a thread of its own, so that fengari's heap is given back once it has
+    // run (configthread.ts); -t stops once the config is checked: no need.
+    config = args.test ? await loadConfig(args.configPath) : await loadConfigAside(args.configPath);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`Error parsing config file: ${error.message}\n`);
@@ -225,6 +226,8 @@ function start(config: Config): void {
         (message.level === 'error' ? process.stderr : process.stdout).write(message.line + '\n');
         break;
       case 'listening':
+        // Before the start line, so that whoever waits for it finds the process as it will stay (src/memory.ts).
+        dropStartupPages();
         // The C rsp's line for one listener; all the ports for several.
         log(message.ports.length === 1 ? `Started.  Listening on port ${message.ports[0]}.` : `Started.  Listening on ports ${message.ports.join(', ')}.`);
         if (message.statsPort !== null) log(`Stats on port ${message.statsPort}: /stats, /metrics, /healthz and / (the status page).`);

@@ -19,21 +19,30 @@ interface Request {
 
 type Answer = { ok: true; config: Config } | { ok: false; configError: boolean; message: string; stack: string };
 
-/** loadConfig(path), run on a thread that ends before this resolves (its memory is given back by then). */
+/**
+ * loadConfig(path), run on a thread of its own. Resolves as soon as the
+ * thread has answered; the thread then ends by itself (nothing else is left
+ * in its event loop) while the caller goes on starting rsp.
+ */
 export function loadConfigAside(path: string): Promise<Config> {
   return new Promise((resolve, reject) => {
     const request: Request = { configThread: true, path };
     const thread = new Worker(__filename, { workerData: request });
-    let answer: Answer | null = null;
-    thread.on('message', (m: Answer) => (answer = m));
-    let failure: Error | null = null;
-    thread.on('error', (error) => (failure = error));
-    thread.on('exit', (code) => {
-      if (answer?.ok === true) resolve(answer.config);
-      else if (answer !== null && answer.configError) reject(new ConfigError(answer.message));
-      else if (answer !== null) reject(Object.assign(new Error(answer.message), { stack: answer.stack }));
-      else reject(failure ?? new Error(`the config thread ended (exit code ${code}) without a config`));
+    let settled = false;
+    const settle = (run: () => void): void => {
+      if (settled) return;
+      settled = true;
+      run();
+    };
+    thread.on('message', (answer: Answer) => {
+      settle(() => {
+        if (answer.ok) resolve(answer.config);
+        else if (answer.configError) reject(new ConfigError(answer.message));
+        else reject(Object.assign(new Error(answer.message), { stack: answer.stack }));
+      });
     });
+    thread.on('error', (error) => settle(() => reject(error)));
+    thread.on('exit', (code) => settle(() => reject(new Error(`the config thread ended (exit code ${code}) without a config`))));
   });
 }
 

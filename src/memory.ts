@@ -5,6 +5,9 @@
 // thread and for each worker. Off (the default) it costs one comparison per
 // SIGUSR2; node:v8 is loaded only when a report is asked for.
 
+import * as fs from 'node:fs';
+import * as libc from '../ffi/libc';
+
 /** Read once: a worker gets a copy of the main thread's environment. */
 export const memoryReportOn = process.env.RSP_MEMORY_REPORT === '1';
 
@@ -22,6 +25,7 @@ export function memoryLines(who: string): string[] {
     .join(' ');
   const modules = Object.keys(require.cache).map(shortName);
   return [
+    ...(who === 'main' ? [`memory: node binary pages dropped after start-up: ${dropped === null ? 'not yet' : `${MB(dropped.bytes)} MB in ${dropped.mappings} mappings${dropped.failed > 0 ? ` (${dropped.failed} madvise calls failed)` : ''}`}`] : []),
     `memory ${who}: rss=${MB(process.memoryUsage.rss())} heap-used=${MB(h.used_heap_size)} heap-total=${MB(h.total_heap_size)} heap-committed=${MB(h.total_physical_size)} malloced=${MB(h.malloced_memory)} external=${MB(h.external_memory)} code=${MB(code.code_and_metadata_size)} bytecode=${MB(code.bytecode_and_metadata_size)} MB`,
     `memory ${who} spaces (used/size MB): ${spaces}`,
     `memory ${who} modules (${modules.length}): ${modules.join(' ')}`,
@@ -46,3 +50,40 @@ function shortName(file: string): string {
  * measurements).
  */
 export const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 3 };
+
+let dropped: { mappings: number; bytes: number; failed: number } | null = null;
+
+/**
+ * Once rsp has started: unmaps from this process the pages of the node
+ * binary that start-up touched (bootstrapping two isolates and a config
+ * thread, compiling, the dynamic linker's symbol lookups) and serving does
+ * not need. They are clean pages of the file: they stay in the page cache,
+ * shared with every other node process, and the few that serving uses come
+ * back on first touch (a minor fault). They were about 25 MB of the 45 MB of
+ * RSS that was the node binary (BENCHMARKS.md, "Where the memory goes").
+ *
+ * Only mappings of the executable that are read-only and hold no private
+ * (copy-on-write) page are touched: for those MADV_DONTNEED can only make a
+ * page be read again from the file, never lose a byte (RELRO, the one
+ * read-only part the loader wrote to, has private pages and is left alone).
+ * A failed madvise leaves the pages where they were; nothing depends on it.
+ */
+export function dropStartupPages(): void {
+  const exe = fs.realpathSync(process.execPath);
+  let mappings = 0;
+  let bytes = 0;
+  let failed = 0;
+  for (const block of fs.readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+ +(.*)/.exec(block);
+    if (m === null || m[4] !== exe || m[3][1] === 'w' || !/\nAnonymous: +0 kB/.test(block)) continue;
+    const start = BigInt(`0x${m[1]}`);
+    const length = BigInt(`0x${m[2]}`) - start;
+    if (libc.madvise(start, length, libc.MADV_DONTNEED) !== 0) {
+      failed++;
+      continue;
+    }
+    mappings++;
+    bytes += Number(/\nRss: +(\d+) kB/.exec(block)?.[1] ?? 0) * 1000;
+  }
+  dropped = { mappings, bytes, failed };
+}

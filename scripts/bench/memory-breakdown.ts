@@ -55,12 +55,12 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-const MB = (kb: number): string => (kb / 1000).toFixed(1);
+const MB = (bytes: number): string => (bytes / 1e6).toFixed(1);
 
-/** VmRSS, RssAnon and RssFile of a process, in kB. */
+/** VmRSS, RssAnon and RssFile of a process, in bytes. */
 function rssOf(pid: number): { rss: number; anon: number; file: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') };
 }
 
@@ -93,9 +93,9 @@ function probe(code: string, config: string): Probe {
     const v8 = require('node:v8'); v8.setFlagsFromString('--expose-gc'); require('node:vm').runInNewContext('gc')();
     await new Promise((r) => setTimeout(r, 300));
     const s = require('node:fs').readFileSync('/proc/self/status', 'utf8');
-    const kb = (n) => Number(new RegExp(n + ':\\\\s+(\\\\d+) kB').exec(s)[1]);
+    const kb = (n) => Number(new RegExp(n + ':\\\\s+(\\\\d+) kB').exec(s)[1]) * 1024;
     const h = v8.getHeapStatistics();
-    console.log(JSON.stringify({ rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), heapUsed: h.used_heap_size / 1000, heapTotal: h.total_heap_size / 1000 }));
+    console.log(JSON.stringify({ rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), heapUsed: h.used_heap_size, heapTotal: h.total_heap_size }));
     process.exit(0);
   })();`;
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, PROBE_CONFIG: config }, timeout: 30_000 });
@@ -137,8 +137,8 @@ interface Isolate {
 interface Sample {
   when: string;
   rss: { rss: number; anon: number; file: number };
-  main: Isolate;
-  worker: Isolate;
+  main: Isolate | null;
+  worker: Isolate | null;
 }
 
 async function startRsp(bin: string, dir: string, backendPort: number): Promise<Service> {
@@ -152,19 +152,19 @@ async function startRsp(bin: string, dir: string, backendPort: number): Promise<
   }
 }
 
-/** RSS now, then SIGUSR2 and the heap lines of both threads it brings. */
+/** RSS now, then SIGUSR2 and the heap lines of both threads it brings (null for a build without src/memory.ts). */
 async function sample(rsp: Service, when: string): Promise<Sample> {
   const rss = rssOf(rsp.proc.pid!);
   const before = rsp.output().length;
   process.kill(rsp.proc.pid!, 'SIGUSR2');
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 5000;
   let text = '';
   while (!/memory worker spaces[^\n]*\n/.test((text = rsp.output().slice(before))) && Date.now() < deadline) await sleep(20);
-  const isolate = (who: string): Isolate => {
+  const isolate = (who: string): Isolate | null => {
     const line = new RegExp(`memory ${who}: ([^\\n]*)`).exec(text)?.[1];
     const spaces = new RegExp(`memory ${who} spaces[^:]*: ([^\\n]*)`).exec(text)?.[1] ?? '';
-    if (line === undefined) throw new Error(`no "memory ${who}" line after SIGUSR2 (is ${rsp.proc.spawnargs[1]} a build with src/memory.ts?)`);
-    const n = (key: string): number => Number(new RegExp(`${key}=([\\d.]+)`).exec(line)?.[1] ?? NaN) * 1000;
+    if (line === undefined) return null;
+    const n = (key: string): number => Number(new RegExp(`${key}=([\\d.]+)`).exec(line)?.[1] ?? NaN) * 1e6;
     return { used: n('heap-used'), total: n('heap-total'), code: n('code'), newSpace: /new_space=([\d./]+)/.exec(spaces)?.[1] ?? '?' };
   };
   return { when, rss, main: isolate('main'), worker: isolate('worker') };
@@ -174,7 +174,11 @@ function sampleTable(samples: Sample[]): string[] {
   return [
     '| When | RSS | anonymous | file-backed | main heap used / total | worker heap used / total | worker new space used/size | code (main + worker) |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
-    ...samples.map((s) => `| ${s.when} | ${MB(s.rss.rss)} | ${MB(s.rss.anon)} | ${MB(s.rss.file)} | ${MB(s.main.used)} / ${MB(s.main.total)} | ${MB(s.worker.used)} / ${MB(s.worker.total)} | ${s.worker.newSpace} | ${MB(s.main.code + s.worker.code)} |`),
+    ...samples.map((s) => {
+      const heap = (i: Isolate | null): string => (i === null ? 'n/a' : `${MB(i.used)} / ${MB(i.total)}`);
+      const code = s.main !== null && s.worker !== null ? MB(s.main.code + s.worker.code) : 'n/a';
+      return `| ${s.when} | ${MB(s.rss.rss)} | ${MB(s.rss.anon)} | ${MB(s.rss.file)} | ${heap(s.main)} | ${heap(s.worker)} | ${s.worker?.newSpace ?? 'n/a'} | ${code} |`;
+    }),
   ];
 }
 
