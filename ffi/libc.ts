@@ -68,6 +68,8 @@ export const eventfd: Fn<[initval: number, flags: number]> = libc.func('int even
 /** The address as an integer (from /proc/self/maps), not a Buffer: it names pages rsp never allocated. */
 export const madvise: Fn<[addr: bigint, length: bigint, advice: number]> = libc.func('int madvise(uintptr_t, size_t, int)');
 export const MADV_DONTNEED = 4;
+/** glibc: gives the free memory of every malloc arena back to the kernel; 1 if some was. */
+export const malloc_trim: Fn<[pad: number]> = libc.func('int malloc_trim(size_t)');
 
 // --- epoll -----------------------------------------------------------------
 export const epoll_create1: Fn<[flags: number]> = libc.func('int epoll_create1(int)');

@@ -21,8 +21,9 @@ type Answer = { ok: true; config: Config } | { ok: false; configError: boolean; 
 
 /**
  * loadConfig(path), run on a thread of its own. Resolves as soon as the
- * thread has answered; the thread then ends by itself (nothing else is left
- * in its event loop) while the caller goes on starting rsp.
+ * thread has answered, and ends the thread (it has nothing left to do; ended
+ * rather than left to end by itself, in case something the config loading
+ * uses ever keeps its event loop alive) while the caller goes on starting rsp.
  */
 export function loadConfigAside(path: string): Promise<Config> {
   return new Promise((resolve, reject) => {
@@ -35,6 +36,7 @@ export function loadConfigAside(path: string): Promise<Config> {
       run();
     };
     thread.on('message', (answer: Answer) => {
+      void thread.terminate();
       settle(() => {
         if (answer.ok) resolve(answer.config);
         else if (answer.configError) reject(new ConfigError(answer.message));

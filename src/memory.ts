@@ -1,9 +1,10 @@
-// Where a thread's memory goes, for the memory breakdown in BENCHMARKS.md
-// (scripts/bench/memory-breakdown.ts): with RSP_MEMORY_REPORT=1 in the
-// environment, SIGUSR2 prints, besides the counters, one isolate's V8 heap
-// (used/total, each space, code) and the modules it has loaded, for the main
-// thread and for each worker. Off (the default) it costs one comparison per
-// SIGUSR2; node:v8 is loaded only when a report is asked for.
+// rsp's own memory (BENCHMARKS.md, "Where the memory goes"): the worker's V8
+// limits, the start-up pages let go of once rsp runs, and the report behind
+// the figures. With RSP_MEMORY_REPORT=1 in the environment, SIGUSR2 prints,
+// besides the counters, one isolate's V8 heap (used/total, each space, code)
+// and the modules it has loaded, for the main thread and for each worker
+// (scripts/bench/memory-breakdown.ts reads them). Off (the default) it costs
+// one comparison per SIGUSR2; node:v8 is loaded only when a report is asked for.
 
 import * as fs from 'node:fs';
 import * as libc from '../ffi/libc';
@@ -40,14 +41,13 @@ function shortName(file: string): string {
   return dist >= 0 ? file.slice(dist + '/dist/'.length) : file;
 }
 
-
 /**
  * The worker's V8 limits. Its young generation is capped: left to itself V8
  * grows it to 16 MB (two 8 MB semi-spaces) during a burst of new connections
- * and keeps it, which was most of the RSS that 5,000 idle connections added.
- * The reactor allocates almost nothing per event, so a small young generation
- * costs no throughput (BENCHMARKS.md, "Where the memory goes", has both
- * measurements).
+ * and keeps it: a third of the RSS that 5,000 idle connections added. The
+ * reactor allocates about 100 bytes per request, so 1 MB semi-spaces mean a
+ * sub-millisecond scavenge a second under load, which no req/s figure shows
+ * (BENCHMARKS.md, "Where the memory goes", has both measurements).
  */
 export const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 3 };
 
@@ -67,6 +67,7 @@ let dropped: { mappings: number; bytes: number; failed: number } | null = null;
  * page be read again from the file, never lose a byte (RELRO, the one
  * read-only part the loader wrote to, has private pages and is left alone).
  * A failed madvise leaves the pages where they were; nothing depends on it.
+ * Run once, on the main thread, when the worker says it listens: about 20 ms.
  */
 export function dropStartupPages(): void {
   const exe = fs.realpathSync(process.execPath);
@@ -83,7 +84,9 @@ export function dropStartupPages(): void {
       continue;
     }
     mappings++;
-    bytes += Number(/\nRss: +(\d+) kB/.exec(block)?.[1] ?? 0) * 1000;
+    bytes += Number(/\nRss: +(\d+) kB/.exec(block)?.[1] ?? 0) * 1024;
   }
   dropped = { mappings, bytes, failed };
+  // And the malloc'd memory start-up freed (the config thread's, reading smaps): about 0.7 MB.
+  libc.malloc_trim(0);
 }
