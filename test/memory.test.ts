@@ -1,7 +1,8 @@
 // What each thread carries (src/memory.ts, BENCHMARKS.md "Where the memory
 // goes"): the config runs on a thread of its own, so neither the main thread
 // nor the worker holds fengari once rsp has started; the worker's young
-// generation is capped; and the report behind those figures
+// generation is capped; the node binary's start-up pages are let go of (and
+// rsp still serves); and the report behind those figures
 // (RSP_MEMORY_REPORT=1, then SIGUSR2) says so, for both threads.
 import test, { type ExecutionContext } from 'ava';
 import * as net from 'node:net';
@@ -27,6 +28,9 @@ test('after start-up neither thread has fengari loaded; the worker\'s young gene
   t.regex(worker, / koffi\//);
   t.notRegex(main, /fengari/, 'the main thread ran the config on a thread of its own');
   t.notRegex(worker, /fengari/, 'a worker gets plain data, never Lua');
+  // The node binary's start-up pages were let go of, and rsp served after that (the exchange above).
+  const dropped = await rsp.waitFor(/memory: node binary pages dropped after start-up: /);
+  t.regex(dropped, /: [\d.]+ MB in [1-9]\d* mappings$/, 'no mapping dropped, or a madvise failed');
   const spaces = await rsp.waitFor(/memory worker spaces .*new_space=/);
   const newSpace = Number(/new_space=[\d.]+\/([\d.]+)/.exec(spaces)![1]);
   // maxYoungGenerationSizeMb = 3: two 1 MB semi-spaces (V8's default lets them grow to 8 MB each).
