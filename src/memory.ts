@@ -70,11 +70,19 @@ let dropped: { mappings: number; bytes: number; failed: number } | null = null;
  * Run once, on the main thread, when the worker says it listens: about 20 ms.
  */
 export function dropStartupPages(): void {
-  const exe = fs.realpathSync(process.execPath);
+  let exe: string;
+  let smaps: string;
+  try {
+    exe = fs.realpathSync(process.execPath);
+    smaps = fs.readFileSync('/proc/self/smaps', 'utf8');
+  } catch {
+    dropped = { mappings: 0, bytes: 0, failed: 1 }; // no /proc (a sandbox): the pages stay, rsp runs as before
+    return;
+  }
   let mappings = 0;
   let bytes = 0;
   let failed = 0;
-  for (const block of fs.readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+  for (const block of smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
     const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+ +(.*)/.exec(block);
     if (m === null || m[4] !== exe || m[3][1] === 'w' || !/\nAnonymous: +0 kB/.test(block)) continue;
     const start = BigInt(`0x${m[1]}`);
