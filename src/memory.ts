@@ -26,7 +26,7 @@ export function memoryLines(who: string): string[] {
     .join(' ');
   const modules = Object.keys(require.cache).map(shortName);
   return [
-    ...(who === 'main' ? [`memory: node binary pages dropped after start-up: ${dropped === null ? 'not yet' : `${MB(dropped.bytes)} MB in ${dropped.mappings} mappings${dropped.failed > 0 ? ` (${dropped.failed} madvise calls failed)` : ''}`}`] : []),
+    ...(who === 'main' ? [`memory: node binary pages dropped after start-up: ${dropped === null ? 'not yet' : `${MB(dropped.bytes)} MB in ${dropped.mappings} mappings${dropped.failed > 0 ? ` (${dropped.failed} madvise calls failed)` : ''}${dropped.problem !== undefined ? ` (${dropped.problem})` : ''}`}`] : []),
     `memory ${who}: rss=${MB(process.memoryUsage.rss())} heap-used=${MB(h.used_heap_size)} heap-total=${MB(h.total_heap_size)} heap-committed=${MB(h.total_physical_size)} malloced=${MB(h.malloced_memory)} external=${MB(h.external_memory)} code=${MB(code.code_and_metadata_size)} bytecode=${MB(code.bytecode_and_metadata_size)} MB`,
     `memory ${who} spaces (used/size MB): ${spaces}`,
     `memory ${who} modules (${modules.length}): ${modules.join(' ')}`,
@@ -51,7 +51,7 @@ function shortName(file: string): string {
  */
 export const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 3 };
 
-let dropped: { mappings: number; bytes: number; failed: number } | null = null;
+let dropped: { mappings: number; bytes: number; failed: number; problem?: string } | null = null;
 
 /**
  * Once rsp has started: unmaps from this process the pages of the node
@@ -76,7 +76,7 @@ export function dropStartupPages(): void {
     exe = fs.realpathSync(process.execPath);
     smaps = fs.readFileSync('/proc/self/smaps', 'utf8');
   } catch {
-    dropped = { mappings: 0, bytes: 0, failed: 1 }; // no /proc (a sandbox): the pages stay, rsp runs as before
+    dropped = { mappings: 0, bytes: 0, failed: 0, problem: 'cannot read /proc/self/smaps' }; // a sandbox: the pages stay, rsp runs as before
     return;
   }
   let mappings = 0;
