@@ -59,8 +59,9 @@ let dropped: { mappings: number; bytes: number; failed: number; problem?: string
  * thread, compiling, the dynamic linker's symbol lookups) and serving does
  * not need. They are clean pages of the file: they stay in the page cache,
  * shared with every other node process, and the few that serving uses come
- * back on first touch (a minor fault). They were about 25 MB of the 45 MB of
- * RSS that was the node binary (BENCHMARKS.md, "Where the memory goes").
+ * back on first touch (a minor fault). File-backed RSS goes from 45 MB to
+ * 17 MB at start, and is 27 MB once connections have been served
+ * (BENCHMARKS.md, "Where the memory goes").
  *
  * Only mappings of the executable that are read-only and hold no private
  * (copy-on-write) page are touched: for those MADV_DONTNEED can only make a
