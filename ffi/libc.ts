@@ -70,6 +70,11 @@ export function setThreadName(name: string): number {
   return prctl_raw(PR_SET_NAME, 'const char *', name.slice(0, 15)) as number;
 }
 export const eventfd: Fn<[initval: number, flags: number]> = libc.func('int eventfd(unsigned int, int)');
+/** The address as an integer (from /proc/self/maps), not a Buffer: it names pages rsp never allocated. */
+export const madvise: Fn<[addr: bigint, length: bigint, advice: number]> = libc.func('int madvise(uintptr_t, size_t, int)');
+export const MADV_DONTNEED = 4;
+/** glibc: gives the free memory of every malloc arena back to the kernel; 1 if some was. */
+export const malloc_trim: Fn<[pad: number]> = libc.func('int malloc_trim(size_t)');
 
 // --- pipes and splice (zero copy) -----------------------------------------
 /** pipe2(fds, flags): fds is an 8-byte Buffer, [read end, write end] as two int32. */

@@ -11,12 +11,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as libc from '../ffi/libc';
 import { ConfigError, configWarnings, itselfReason, loadConfig, type Config } from './config';
+import { loadConfigAside } from './configthread';
 import { DnsFollower } from './dns';
 import { defaultMaxConnections, FD_HEADROOM, fdsPerConnection, raiseFdLimit } from './fdlimit';
 import { log, logError } from './log';
 import { Reloader, RESTART_ONLY } from './supervisor/reload';
 import { ListenSockets } from './supervisor/sockets';
 import { WorkerPool } from './supervisor/workers';
+import { memoryLines, memoryReportOn, trimAfterStart } from './memory';
 
 const USAGE = `Usage: rsp [options] <config.lua>
 
@@ -147,7 +149,9 @@ export async function main(argv: string[]): Promise<void> {
   }
   let config: Config;
   try {
-    config = await loadConfig(args.configPath);
+    // On a thread of its own, so that fengari's heap is given back once it has
+    // run (configthread.ts); -t stops once the config is checked: no need.
+    config = args.test ? await loadConfig(args.configPath) : await loadConfigAside(args.configPath);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`Error parsing config file: ${error.message}\n`);
@@ -222,6 +226,7 @@ function start(config: Config, configPath: string, written: Pick<Config, (typeof
   const pool: WorkerPool = new WorkerPool(config.workers, config, sockets, plan.sockets, {
     listening(ports, statsPort) {
       // The C rsp's line for one listener; all the ports for several.
+      trimAfterStart();
       log(ports.length === 1 ? `Started.  Listening on port ${ports[0]}.` : `Started.  Listening on ports ${ports.join(', ')}.`);
       if (config.workers > 1) {
         const how = config.acceptMode === 'reuseport' ? 'a listening socket each (SO_REUSEPORT)' : `one shared listening socket${config.acceptMode === 'shared' ? ' (EPOLLEXCLUSIVE)' : ', every worker woken for every connection'}`;
@@ -257,7 +262,10 @@ function start(config: Config, configPath: string, written: Pick<Config, (typeof
       log(`${signal}: stopping now; open connections are reset.`);
       pool.stop();
     },
-    counters: () => pool.askCounters(),
+    counters: () => {
+      pool.askCounters();
+      if (memoryReportOn) memoryLines('main').forEach((line) => log(line)); // RSP_MEMORY_REPORT=1 (src/memory.ts)
+    },
     reopen: () => pool.tellAll({ type: 'reopen' }),
     reload: () => reloader.request(),
   };

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { lookup, Resolver } from 'node:dns/promises';
 import { isIP, isIPv4 } from 'node:net';
 import * as os from 'node:os';
-import { lauxlib, lua, lualib, to_luastring } from 'fengari';
+import type * as Fengari from 'fengari';
 import { checkKnownNames, ConfigError } from './configcheck';
 import { expandNames, type NamedMember } from './dns';
 import { resolve as resolvePath } from 'node:path';
@@ -298,7 +298,7 @@ function checkOption(option: Option, raw: Raw): string | number | boolean {
 
 // The parts of fengari's API used only here (types/fengari.d.ts has the rest).
 type State = object;
-const luaApi = lua as typeof lua & {
+type LuaApi = typeof Fengari.lua & {
   LUA_MASKCOUNT: number;
   lua_rawget(L: State, idx: number): number;
   lua_pushstring(L: State, s: Uint8Array): void;
@@ -308,7 +308,19 @@ const luaApi = lua as typeof lua & {
   lua_error(L: State): never;
   lua_sethook(L: State, fn: ((L: State) => void) | null, mask: number, count: number): void;
 };
-const auxApi = lauxlib as typeof lauxlib & { luaL_where(L: State, level: number): void };
+type AuxApi = typeof Fengari.lauxlib & { luaL_where(L: State, level: number): void };
+
+// fengari is required when a config runs (parseConfig), not when this module
+// loads: the main thread uses this module's checks (itselfReason) but runs the
+// config on a thread of its own (configthread.ts), and a worker uses its
+// types only; neither should carry fengari's heap (BENCHMARKS.md, "Where the
+// memory goes").
+let lua: typeof Fengari.lua;
+let lauxlib: typeof Fengari.lauxlib;
+let lualib: typeof Fengari.lualib;
+let to_luastring: typeof Fengari.to_luastring;
+let luaApi: LuaApi;
+let auxApi: AuxApi;
 
 const systemMessages: Record<string, string> = {
   ENOENT: 'No such file or directory',
@@ -404,6 +416,10 @@ function runBounded(L: State): { status: number; finished: boolean } {
  * parseConfig reads its globals; each worker runs the file again for `route`.
  */
 export function runConfigFile(path: string): { L: State; source: Buffer } {
+  // fengari is loaded only when a config runs (src/configthread.ts runs it on a thread of its own).
+  ({ lua, lauxlib, lualib, to_luastring } = require('fengari') as typeof Fengari);
+  luaApi = lua as LuaApi;
+  auxApi = lauxlib as AuxApi;
   let source: Buffer;
   try {
     source = fs.readFileSync(path);

@@ -12,7 +12,7 @@
 //
 // Lua tables are walked raw (lua_next: no metamethod runs) into LuaValue,
 // then checked in TypeScript with the same one-line messages as the globals.
-import { lua } from 'fengari';
+import type * as Fengari from 'fengari';
 import { isIP } from 'node:net';
 import { BALANCE_METHODS, DEFAULT_POOL, type BalanceName } from './balancer/pool';
 import type { CheckOptions } from './balancer/checker';
@@ -37,6 +37,8 @@ type State = object;
 
 /** The value on top of the stack, tables walked raw (at most `depth` deep: a table may contain itself). */
 export function readLuaValue(L: State, depth = 6): LuaValue {
+  // Required here, not at the top: the main thread loads this module but never runs a config (config.ts).
+  const { lua } = require('fengari') as typeof Fengari;
   const type = lua.lua_type(L, -1);
   if (type === lua.LUA_TSTRING) return lua.lua_tojsstring(L, -1);
   if (type === lua.LUA_TNUMBER) return lua.lua_tonumber(L, -1);

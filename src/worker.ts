@@ -19,6 +19,7 @@ import { formatHostPort, toSockaddr } from '../ffi/sockaddr';
 import type { Config, ListenerConfig, MemberConfig } from './config';
 import type { MemberChange } from './dns';
 import { LimitedLog, log, setLogSink, logError } from './log';
+import { memoryLines, memoryReportOn } from './memory';
 import { Pairings, type Pairing } from './pairings';
 import { ConnectionLimit, Listener } from './listener';
 import { HealthChecker } from './balancer/checker';
@@ -106,7 +107,10 @@ class Control implements Handler {
       switch (message.type) {
         case 'stop': w.reactor.stop(); break;
         case 'drain': w.drain(); break;
-        case 'counters': post({ type: 'counters', worker: w.index, counters: w.reactor.counters }); break;
+        case 'counters':
+          post({ type: 'counters', worker: w.index, counters: w.reactor.counters });
+          if (memoryReportOn) for (const line of memoryLines(`worker ${w.index}`)) log(line); // RSP_MEMORY_REPORT=1 (src/memory.ts)
+          break;
         case 'reopen': w.accessLog?.reopen(); break;
         case 'members': changeMembers(w.current.pools, message); break;
         case 'reload': w.reload(message.config, message.listenFds); break;

@@ -7,7 +7,7 @@
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { listen, patternBytes } from './helpers';
+import { listen, patternBytes, rss } from './helpers';
 import { startRspLua } from './lua';
 
 const SECONDS = Number(process.env.RSP_SOAK_SECONDS ?? 15);
@@ -103,6 +103,9 @@ backends = { app = { "127.0.0.1:${ports[0]}", "127.0.0.1:${ports[1]}", balance =
   const before = fdCount(rsp.pid);
   const tally: Tally = { exchanges: 0, complete: 0, corrupt: [] };
   const deadline = Date.now() + SECONDS * 1000;
+  // RSP_MEMORY_REPORT=1 (inherited by rsp, src/memory.ts): RSS and both
+  // isolates' heaps every 10 s, logged at the end: does RSS grow, or settle?
+  const memory = process.env.RSP_MEMORY_REPORT === '1' ? memorySampler(rsp.pid, rsp.output) : null;
   let seed = 1;
   await Promise.all(Array.from({ length: CLIENTS }, async (_, client) => {
     while (Date.now() < deadline) {
@@ -110,12 +113,34 @@ backends = { app = { "127.0.0.1:${ports[0]}", "127.0.0.1:${ports[1]}", balance =
       await exchange(rsp.port, KINDS[(client + s) % KINDS.length], s, tally);
     }
   }));
+  memory?.stop();
   t.deepEqual(tally.corrupt, []);
   t.true(tally.complete > CLIENTS, `${tally.complete} complete streams of ${tally.exchanges}`);
   // Every pairing closed: back to the fds rsp had before (listener, epoll, eventfd, ...).
   const settleLimit = Date.now() + 30_000;
   while (fdCount(rsp.pid) > before && Date.now() < settleLimit) await new Promise((r) => setTimeout(r, 50));
+  if (memory !== null) for (const line of memory.lines()) t.log(line);
   t.is(fdCount(rsp.pid), before, 'file descriptors after the soak');
   t.log(`${tally.exchanges} exchanges, ${tally.complete} complete and compared byte for byte`);
   t.is(await rsp.stop(), 0);
 });
+
+/** Every 10 s: RSS now, and SIGUSR2 for the heap lines; lines() pairs them up (RSS, main heap, worker heap and new space, in MB). */
+function memorySampler(pid: number, output: () => string): { stop(): void; lines(): string[] } {
+  const started = Date.now();
+  const taken: string[] = [];
+  const timer = setInterval(() => {
+    taken.push(`t=${Math.round((Date.now() - started) / 1000)} s RSS ${(rss(pid) / 1e6).toFixed(1)} MB`);
+    process.kill(pid, 'SIGUSR2');
+  }, 10_000);
+  return {
+    stop: () => clearInterval(timer),
+    lines: () => {
+      const heap = (who: string): string[] => [...output().matchAll(new RegExp(`memory ${who}: .*heap-used=([\\d.]+) heap-total=([\\d.]+)`, 'g'))].map((m) => `${m[1]}/${m[2]}`);
+      const spaces = [...output().matchAll(/memory worker spaces .*new_space=([\d./]+)/g)].map((m) => m[1]);
+      const main = heap('main');
+      const worker = heap('worker');
+      return taken.map((t, i) => `${t}, main heap used/total ${main[i] ?? '?'} MB, worker heap ${worker[i] ?? '?'} MB, worker new space ${spaces[i] ?? '?'} MB`);
+    },
+  };
+}

@@ -14,6 +14,7 @@ import type { WorkerReport } from '../stats/snapshot';
 import type { ControlMessage, WorkerData, WorkerMessage } from '../worker';
 import { LineEchoes } from './echo';
 import { ListenSockets, type ListenSocket } from './sockets';
+import { WORKER_RESOURCE_LIMITS } from '../memory';
 
 /** How long worker 0's stats listener waits for the others' reports before answering with what it has. */
 const GATHER_LIMIT_MS = 1000;
@@ -77,7 +78,7 @@ export class WorkerPool {
         wakeFd,
         port: channel.port2,
       };
-      const worker = new Worker(path.join(__dirname, '..', 'worker.js'), { workerData: data, transferList: [channel.port2] });
+      const worker = new Worker(path.join(__dirname, '..', 'worker.js'), { workerData: data, transferList: [channel.port2], resourceLimits: WORKER_RESOURCE_LIMITS });
       const thread: Thread = { worker, wakeFd, port: channel.port1, exited: false };
       this.threads.push(thread);
       worker.on('message', (message: WorkerMessage) => this.message(i, message));
