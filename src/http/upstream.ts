@@ -11,16 +11,26 @@
 // been closed by the backend meanwhile); at most `keep` per member are
 // parked, and one parked longer than `timeout` ms is closed by a sweep that
 // runs only while something is parked.
+//
+// The `keep` limit is applied a little later (TRIM_MS), not at once: one
+// epoll batch often completes many responses before their clients' next
+// requests arrive, and closing the connections over the limit there, only to
+// connect again for those requests a moment later, would cost a connect and
+// a close per request under a steady load of more clients than `keep`.
 import type { Member } from '../balancer/member';
 import type { Connection, ConnectionOwner } from '../connection';
 import type { Reactor } from '../reactor';
 import { trace } from '../trace';
+
+/** How long parked connections may stand over the limit before the extra ones are closed. */
+const TRIM_MS = 100;
 
 export class Upstreams implements ConnectionOwner {
   private readonly parked = new Map<Member, Connection[]>();
   /** Where each parked connection sits (its member), for onClose. */
   private readonly memberOf = new Map<Connection, Member>();
   private armed = false;
+  private trimArmed = false;
   private readonly interval: number;
 
   constructor(
@@ -55,9 +65,13 @@ export class Upstreams implements ConnectionOwner {
       list = [];
       this.parked.set(member, list);
     }
-    if (list.length >= this.keep || !member.inPool || conn.isClosed) {
+    if (this.keep === 0 || !member.inPool || conn.isClosed) {
       conn.close();
       return;
+    }
+    if (list.length >= this.keep && !this.trimArmed) {
+      this.trimArmed = true;
+      this.reactor.after(TRIM_MS, () => this.trim());
     }
     conn.owner = this;
     list.push(conn);
@@ -94,6 +108,18 @@ export class Upstreams implements ConnectionOwner {
     const list = this.parked.get(member)!;
     const i = list.indexOf(conn);
     if (i >= 0) list.splice(i, 1);
+  }
+
+  /** Close the oldest parked connections of each member beyond `keep`. */
+  private trim(): void {
+    this.trimArmed = false;
+    for (const list of this.parked.values()) {
+      if (list.length <= this.keep) continue;
+      for (const conn of list.splice(0, list.length - this.keep)) {
+        this.memberOf.delete(conn);
+        conn.close();
+      }
+    }
   }
 
   private sweep(): void {
