@@ -1,7 +1,10 @@
 // The benchmark: rsp (both trigger modes, and level mode with a pool of three
 // members) against the direct path to the backend, a plain Node `net` pipe
 // proxy, nginx (stream and http) and HAProxy (tcp and http) on loopback, every
-// proxy with one worker process/thread.
+// proxy with one worker process/thread; rsp in HTTP mode (no routes, routes,
+// routes + a Lua route()) against nginx http and HAProxy http, and the HTTP
+// parser against llhttp (bench-parser.js), in the report's "HTTP mode" section
+// (http-report.ts).
 // Writes a markdown report: BENCHMARKS.md for a full run; a quick run writes
 // bench-quick.md in the temp directory (its rough figures must not replace the
 // committed ones) unless --out says where.
@@ -17,6 +20,7 @@
 //   npm run bench -- --quick                        # about 2 minutes, shorter and smaller
 //   node dist/scripts/bench/index.js --only rsp-level,node --out /tmp/b.md
 //   npm run bench -- --quick --only rsp-level,rsp-pool3   # balancing's cost
+//   npm run bench -- --only rsp-level,nginx-http,haproxy-http,rsp-http-bare,rsp-http,rsp-http-lua --rounds 5   # HTTP mode
 //
 // The parts: setups/ (one file per setup: how it starts, its pids, how it
 // stops), backends.ts (what they are pointed at), rounds.ts and finish.ts (the
@@ -29,7 +33,9 @@ import * as path from 'node:path';
 import { BENCH_BACKEND, startBackend, startHoldBackend } from './backends';
 import { ROOT } from './constants';
 import { finishSetup } from './finish';
+import { httpSection, runsHttp } from './http-report';
 import { FULL_REPORT, paramsFor, parseOptions } from './options';
+import { runParserBench, type ParserFigures } from './parser';
 import { killEverything, makeTempRoot, stopProcess } from './processes';
 import { foreign } from './procfs';
 import { commandLine, methodTexts, readPreviousNotes, report, table, targets } from './report';
@@ -102,10 +108,17 @@ async function main(): Promise<void> {
   }
   const rows = states.map((s) => s.row);
 
+  // HTTP mode's parser on its own, with the proxies stopped.
+  let parser: ParserFigures | null = null;
+  if (runsHttp(options.only)) {
+    parser = await runParserBench(options.quick);
+    say(`HTTP parser (${parser.command}): ${parser.failure ? `failed: ${parser.failure}` : `${Math.round(parser.seconds)} s`}`);
+  }
+
   await stopProcess(hold.service.proc);
   await stopProcess(backend.service.proc);
 
-  const text = report(ctx, rows, commandLine(argv), startedAt, (Date.now() - started) / 1000, readPreviousNotes(options.out));
+  const text = report(ctx, rows, commandLine(argv), startedAt, (Date.now() - started) / 1000, readPreviousNotes(options.out), httpSection(rows, params, parser));
   fs.writeFileSync(options.out, text);
   say('');
   say(table(rows, params));

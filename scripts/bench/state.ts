@@ -176,6 +176,13 @@ export async function startSetup(ctx: Context, setup: Setup): Promise<SetupState
   }
   try {
     s.service = await setup.start(ctx.backend.service.port, ctx.dir, ctx.tools, 1000, ctx.backend.ports);
+    if (setup.check) {
+      const seen = await setup.check(s.service.port).catch(async (error: unknown) => {
+        await s.service!.stop();
+        throw error;
+      });
+      s.service = { ...s.service, detail: [s.service.detail, seen].filter(Boolean).join('; ') };
+    }
   } catch (error) {
     s.row.skipped = `failed to start: ${errorText(error)}`;
     s.out = true;
