@@ -78,16 +78,17 @@ function figuresTable(rows: Row[]): string {
   };
   const cpu = (runs: number[]): string => (runs.length === 0 ? 'n/a' : `${fmt1(median(runs))}${runs.length > 1 ? ` (${fmt1(Math.min(...runs))}–${fmt1(Math.max(...runs))})` : ''}`);
   const lines = [
-    '| Setup | Keep-alive req/s | 1 req/conn req/s | CPU µs/req, keep-alive | CPU µs/req, 1 req/conn | Syscalls/req, keep-alive | RSS per connection, a request in flight each |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| Setup | Keep-alive req/s | 1 req/conn req/s | CPU µs/req, keep-alive | CPU µs/req, 1 req/conn | Syscalls/req, keep-alive | Backend connections/req, keep-alive; 1 req/conn | RSS per connection, a request in flight each |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
+  const conns = (runs: number[] | undefined): string => (!runs || runs.length === 0 ? 'n/a' : `${fmt2(median(runs))}${runs.length > 1 ? ` (${fmt2(Math.min(...runs))}–${fmt2(Math.max(...runs))})` : ''}`);
   for (const r of shown) {
     if (r.skipped) {
-      lines.push(`| ${r.label} (skipped: ${r.skipped.replace(/\|/g, '/')}) | — | — | — | — | — | — |`);
+      lines.push(`| ${r.label} (skipped: ${r.skipped.replace(/\|/g, '/')}) | — | — | — | — | — | — | — |`);
       continue;
     }
     const rss = r.rss ? `+${((r.rss.loaded - r.rss.baseline) / 1000 / r.rss.conns).toFixed(1)} KB` : 'n/a';
-    lines.push(`| ${r.label} | ${rps(kaRps(r))} | ${rps(closeRps(r))} | ${cpu(kaCpu(r))} | ${cpu(closeCpu(r))} | ${r.syscalls !== undefined ? fmt2(r.syscalls) : 'n/a'} | ${rss} |`);
+    lines.push(`| ${r.label} | ${rps(kaRps(r))} | ${rps(closeRps(r))} | ${cpu(kaCpu(r))} | ${cpu(closeCpu(r))} | ${r.syscalls !== undefined ? fmt2(r.syscalls) : 'n/a'} | ${conns(r.keepAliveBackendConns)}; ${conns(r.closeBackendConns)} | ${rss} |`);
   }
   return lines.join('\n');
 }
@@ -214,7 +215,7 @@ export function httpSection(rows: Row[], p: Params, parser: ParserFigures | null
 
 rsp with \`mode = "http"\` (one reactor thread, level mode, the pool's default \`keepalive = 32\` idle connections per member) in three configs that differ by one thing each: **${labelOf('rsp-http-bare')}** (\`backends = { app = { one member } }\`, every request to that pool), **${labelOf(SUBJECT)}** (the same plus a \`routes\` table of six entries: exact hosts, two wildcards, \`default\`; wrk's Host is one of the exact ones), **${labelOf('rsp-http-lua')}** (the same plus \`function route(req) if req.headers["x-bench-check"] then return 299 end return nil end\`: one header read, nil, then the table). Against nginx http (upstream \`keepalive 32\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection ""\`) and HAProxy http (\`http-reuse safe\`), and against rsp in TCP mode (${labelOf(TCP)}). They are rows of the results table above and ran in the same interleaved rounds (the three rsp HTTP rows one after another in each round); keep-alive is \`wrk -c${p.loadConns}\` to /small, 1 req/conn the same with \`-H 'Connection: close'\` (every HTTP proxy keeps its backend connections across clients). Before the rounds, one request through each rsp HTTP setup checks the 200 and the backend's body, and that route() runs (it answers 299 to a request marked with that header).
 
-Req/s: median over the rounds ± half the min–max range. CPU µs/req: the proxy's utime+stime over each run divided by the requests it completed, median over the rounds (min–max). Syscalls/req: from the keep-alive round at the median req/s. RSS per connection: the idle-memory run of the results table, where every connection has sent one request that the holding backend never answers (so not an idle keep-alive connection).
+Req/s: median over the rounds ± half the min–max range. CPU µs/req: the proxy's utime+stime over each run divided by the requests it completed, median over the rounds (min–max). Syscalls/req: from the keep-alive round at the median req/s. Backend connections/req: the connections the backend accepted during each run (nginx's stub_status) divided by the requests, median (min–max): 0 when every request reuses a kept-alive backend connection, 1 when each opens one (as a TCP proxy does in 1 req/conn). RSS per connection: the idle-memory run of the results table, where every connection has sent one request that the holding backend never answers (so not an idle keep-alive connection).
 
 ${figuresTable(rows)}
 

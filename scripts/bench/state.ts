@@ -30,6 +30,9 @@ export interface Row {
   /** The proxy's CPU µs per request in each of those runs (proxies only; runs where it was not measured are left out). */
   keepAliveCpuRuns: number[];
   closeCpuRuns: number[];
+  /** Connections the backend accepted per request in each of those runs (proxies; when the backend counts them): how well an HTTP proxy reuses its backend connections. */
+  keepAliveBackendConns?: number[];
+  closeBackendConns?: number[];
   /** Whether other processes used over 10% of a core during each of those runs. */
   keepAliveDisturbed: boolean[];
   closeDisturbed: boolean[];
