@@ -1,7 +1,8 @@
 // The benchmark's HTTP-mode parts: the rsp-http setups start the real CLI with
 // configs it accepts and pass their own check through a real backend (route()
-// runs in rsp-http-lua); the "HTTP mode" report section's verdicts follow the
-// figures they are given (synthetic rows: no figure of this machine is judged).
+// runs in rsp-http-lua); route-cost.js measures all three configs; the "HTTP
+// mode" report section's verdicts follow the figures they are given (synthetic
+// rows: no figure of this machine is judged).
 import test from 'ava';
 import * as http from 'node:http';
 import * as fs from 'node:fs';
@@ -12,6 +13,7 @@ import { httpSection, runsHttp } from '../scripts/bench/http-report';
 import { FULL } from '../scripts/bench/options';
 import type { ParserFigures } from '../scripts/bench/parser';
 import { killEverything } from '../scripts/bench/processes';
+import { measureRouteCost } from '../scripts/bench/route-cost';
 import { rspHttpBare, rspHttpLua, rspHttpRoutes } from '../scripts/bench/setups/rsp-http';
 import type { Row } from '../scripts/bench/state';
 import type { Tools } from '../scripts/bench/tools';
@@ -129,7 +131,8 @@ test('the HTTP mode section: verdicts follow the figures', (t) => {
     row('haproxy-http', 'HAProxy http', { ka: [30000, 31000, 32000], close: [7000, 7000, 7000], kaCpu: [14, 15, 16], closeCpu: [50, 50, 50] }),
     row('rsp-level', 'rsp level', { ka: [30000, 30000, 30000], close: [6000, 6000, 6000], kaCpu: [13, 13, 13], closeCpu: [70, 70, 70] }),
   ];
-  const text = httpSection(rows, p, PARSER);
+  // In one process: routes +300 ns (1.4% of 21.2 µs), route() +2,500 ns (11.8%).
+  const text = httpSection(rows, p, PARSER, { bare: 400, routes: 700, lua: 3200, command: 'node dist/scripts/bench/route-cost.js', failure: '' });
   t.regex(text, /^## HTTP mode$/m);
   t.regex(verdict(text, 'Keep-alive req/s ≥ nginx http'), /^\*\*PASS\*\*: 21,000 vs 19,000/);
   t.regex(verdict(text, 'Keep-alive req/s ≥ HAProxy http'), /^\*\*MISS\*\*/);
@@ -142,6 +145,9 @@ test('the HTTP mode section: verdicts follow the figures', (t) => {
   t.regex(verdict(text, 'route() costs ≤ 10%: keep-alive req/s'), /^\*\*PASS\*\*: −5\.0% req\/s/);
   t.regex(verdict(text, 'routes lookup costs nothing measurable: CPU µs/request, keep-alive'), /^\*\*PASS\*\*: \+1\.0%/);
   t.regex(verdict(text, 'Parser heads/s ≥ llhttp'), /^\*\*MISS\*\*: 360,000 heads\/s, 0\.90× llhttp/);
+  t.regex(verdict(text, 'route() costs ≤ 10%: in one process'), /^\*\*MISS\*\*: 2,500 ns per request for route\(\) = 11\.8% of/);
+  t.regex(verdict(text, 'routes lookup costs nothing measurable: in one process'), /^\*\*PASS\*\*: 300 ns per request for the routes lookup = 1\.4% of/);
+  t.regex(text, /\| rsp http, routes \+ route\(\) \| 3,200 \| route\(\): \+2,500 ns \| 11\.8% \|/);
   // Same-run ratios, round by round.
   t.regex(text, /\| rsp http, routes \/ nginx http \| 1\.11× \(rounds 1\.14 \/ 1\.11 \/ 1\.08\)/);
   // The parser's tables, each after a blank line so that markdown renders them.
@@ -159,6 +165,7 @@ test('the HTTP mode section: a routes lookup that costs in every round is a MISS
   t.regex(verdict(text, 'Keep-alive req/s ≥ nginx http'), /^n\/a \(nginx http not measured\)/);
   t.regex(verdict(text, 'route() costs ≤ 10%: CPU µs/request, keep-alive'), /^n\/a/);
   t.regex(verdict(text, 'Parser heads/s ≥ llhttp'), /^n\/a/);
+  t.regex(verdict(text, 'route() costs ≤ 10%: in one process'), /^n\/a \(route-cost\.js did not run\)/);
   t.regex(text, /_Not run/);
 });
 
@@ -166,4 +173,10 @@ test('no HTTP setup in the run: no HTTP mode section, and the parser benchmark i
   t.is(httpSection([row('rsp-level', 'rsp level', { ka: [1], close: [1], kaCpu: [1], closeCpu: [1] })], FULL, null), '');
   t.false(runsHttp(['rsp-level', 'node', 'nginx-http']));
   t.true(runsHttp(['rsp-level', 'rsp-http-lua']));
+});
+
+test('route-cost measures parse + routing for the three configs (each routes wrk\'s request to app, or it throws)', (t) => {
+  const cost = measureRouteCost(1, 20);
+  t.is(cost.rounds, 1);
+  for (const ns of [cost.bare, cost.routes, cost.lua]) t.true(Number.isFinite(ns) && ns > 0, String(ns));
 });

@@ -10,7 +10,7 @@
 // cores), and show every round's figures next to them.
 import { fmt1, fmt2, fmtInt, median, rangeText } from './format';
 import type { Params } from './options';
-import type { ParserFigures } from './parser';
+import type { ParserFigures, RouteCostFigures } from './parser';
 import { labelOf } from './setups';
 import type { Row } from './state';
 
@@ -121,7 +121,7 @@ function parserRatio(parser: ParserFigures | null): { ratio: number; heads: numb
   return m ? { ratio: Number(m[2]), heads: Number(m[1].replace(/,/g, '')) } : null;
 }
 
-function targetsTable(get: (s: string) => Row | undefined, p: Params, parser: ParserFigures | null): string {
+function targetsTable(get: (s: string) => Row | undefined, p: Params, parser: ParserFigures | null, cost: RouteCostFigures | null): string {
   const subject = get(SUBJECT);
   const lines = [`| Target (issue 9) | ${labelOf(SUBJECT)} |`, '| --- | --- |'];
   const add = (title: string, verdict: string): void => void lines.push(`| ${title} | ${verdict} |`);
@@ -182,6 +182,18 @@ function targetsTable(get: (s: string) => Row | undefined, p: Params, parser: Pa
   add('routes lookup costs nothing measurable: CPU µs/request, keep-alive', lookup(kaCpu));
   add('routes lookup costs nothing measurable: CPU µs/request, 1 req/conn', lookup(closeCpu));
 
+  // The same two costs measured in one process (route-cost.js), as a share of the request's CPU in the load runs.
+  const share = (extra: number | undefined, limit: number, what: string): string => {
+    if (!cost || cost.failure || extra === undefined) return `n/a (${cost?.failure ? `route-cost.js failed: ${cost.failure}` : 'route-cost.js did not run'})`;
+    if (!subject || kaCpu(subject).length === 0) return `n/a (${labelOf(SUBJECT)} not measured)`;
+    const cpu = median(kaCpu(subject));
+    const s = extra / 1000 / cpu;
+    return `${s <= limit ? '**PASS**' : '**MISS**'}: ${fmtInt(extra)} ns per request ${what} = ${(s * 100).toFixed(1)}% of ${labelOf(SUBJECT)}'s ${fmt1(cpu)} CPU µs/request (keep-alive)`;
+  };
+  const diff = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : a - b);
+  add('route() costs ≤ 10%: in one process, its time per call', share(diff(cost?.lua, cost?.routes), ROUTE_LIMIT, 'for route()'));
+  add(`routes lookup costs nothing measurable: in one process (under ${NEGLIGIBLE * 100}% of a request)`, share(diff(cost?.routes, cost?.bare), NEGLIGIBLE, 'for the routes lookup'));
+
   const pr = parserRatio(parser);
   add('Parser heads/s ≥ llhttp (corpus, every string made)', pr === null ? 'n/a (the parser benchmark did not run)' : `${pr.ratio >= 1 ? '**PASS**' : '**MISS**'}: ${fmtInt(pr.heads)} heads/s, ${pr.ratio.toFixed(2)}× llhttp`);
   return lines.join('\n');
@@ -208,7 +220,25 @@ function parserSection(parser: ParserFigures | null): string {
   ].join('\n');
 }
 
-export function httpSection(rows: Row[], p: Params, parser: ParserFigures | null): string {
+function routeCostSection(cost: RouteCostFigures | null, get: (s: string) => Row | undefined): string {
+  if (cost === null) return '_Not run (no HTTP-mode setup in this run)._';
+  if (cost.failure) return `_\`${cost.command}\` failed: ${cost.failure}_`;
+  const subject = get(SUBJECT);
+  const cpu = subject && kaCpu(subject).length > 0 ? median(kaCpu(subject)) : undefined;
+  const lines = [
+    `\`${cost.command}\`, run by the benchmark after the proxies were stopped: the three configs above, loaded by rsp's own config loader; per request what an HTTP session does before it forwards: \`RequestHead\` reset() and feed() of wrk's request (\`GET /small\` with a Host), then \`requestRouter()\` (src/http/route.ts) with the config's route() and routes. Nanoseconds per request, best of the rounds (the three alternate within each round).`,
+    '',
+    `| Config | ns/request, parse + choose the pool | Added by | As a share of ${labelOf(SUBJECT)}'s CPU µs/request (keep-alive, this run) |`,
+    '| --- | --- | --- | --- |',
+  ];
+  const pct = (ns: number): string => (cpu === undefined ? 'n/a' : `${((ns / 1000 / cpu) * 100).toFixed(1)}%`);
+  lines.push(`| ${labelOf('rsp-http-bare')} | ${fmtInt(cost.bare!)} | — | — |`);
+  lines.push(`| ${labelOf(SUBJECT)} | ${fmtInt(cost.routes!)} | routes lookup: +${fmtInt(cost.routes! - cost.bare!)} ns | ${pct(cost.routes! - cost.bare!)} |`);
+  lines.push(`| ${labelOf('rsp-http-lua')} | ${fmtInt(cost.lua!)} | route(): +${fmtInt(cost.lua! - cost.routes!)} ns | ${pct(cost.lua! - cost.routes!)} |`);
+  return lines.join('\n');
+}
+
+export function httpSection(rows: Row[], p: Params, parser: ParserFigures | null, routeCost: RouteCostFigures | null = null): string {
   if (!rows.some((r) => (HTTP_SETUPS as readonly string[]).includes(r.setup))) return '';
   const get = (s: string): Row | undefined => rows.find((r) => r.setup === s && !r.skipped);
   return `## HTTP mode
@@ -225,9 +255,13 @@ ${ratiosTable(get, p)}
 
 ### Targets (issue 9, Speed)
 
-For ${labelOf(SUBJECT)}, on the medians over the rounds; "rounds overlap": the two setups' round figures overlap, so the verdict is within this VM's run-to-run spread and could flip on another run. route()'s cost is checked on CPU µs/request (the proxy's own work per request; req/s also depends on how wrk and the backend get the 2 cores) and, as the issue words it, on keep-alive req/s. The routes lookup counts as "nothing measurable" when its cost is under ${NEGLIGIBLE * 100}% or its rounds overlap those without routes.
+For ${labelOf(SUBJECT)}, on the medians over the rounds; "rounds overlap": the two setups' round figures overlap, so the verdict is within this VM's run-to-run spread and could flip on another run. route()'s cost is checked on CPU µs/request (the proxy's own work per request; req/s also depends on how wrk and the backend get the 2 cores) and, as the issue words it, on keep-alive req/s. The routes lookup counts as "nothing measurable" when its cost is under ${NEGLIGIBLE * 100}% or its rounds overlap those without routes. The two "in one process" rows take the nanoseconds that route() and the routes lookup add per request, measured without sockets (next section), as a share of the CPU µs per request ${labelOf(SUBJECT)} used in this run's keep-alive runs: a steadier figure than the difference between two setups' load runs, which on this VM move by ±10% from round to round.
 
-${targetsTable(get, p, parser)}
+${targetsTable(get, p, parser, routeCost)}
+
+### Choosing the pool, in one process
+
+${routeCostSection(routeCost, get)}
 
 ### The parser alone
 

@@ -35,7 +35,7 @@ import { ROOT } from './constants';
 import { finishSetup } from './finish';
 import { httpSection, runsHttp } from './http-report';
 import { FULL_REPORT, paramsFor, parseOptions } from './options';
-import { runParserBench, type ParserFigures } from './parser';
+import { runParserBench, runRouteCost, type ParserFigures, type RouteCostFigures } from './parser';
 import { killEverything, makeTempRoot, stopProcess } from './processes';
 import { foreign } from './procfs';
 import { commandLine, methodTexts, readPreviousNotes, report, table, targets } from './report';
@@ -108,17 +108,20 @@ async function main(): Promise<void> {
   }
   const rows = states.map((s) => s.row);
 
-  // HTTP mode's parser on its own, with the proxies stopped.
+  // HTTP mode's parser and routing on their own, with the proxies stopped.
   let parser: ParserFigures | null = null;
+  let routeCost: RouteCostFigures | null = null;
   if (runsHttp(options.only)) {
     parser = await runParserBench(options.quick);
     say(`HTTP parser (${parser.command}): ${parser.failure ? `failed: ${parser.failure}` : `${Math.round(parser.seconds)} s`}`);
+    routeCost = await runRouteCost(options.quick);
+    say(`HTTP routing (${routeCost.command}): ${routeCost.failure ? `failed: ${routeCost.failure}` : `parse + route ${[routeCost.bare, routeCost.routes, routeCost.lua].map((n) => `${Math.round(n!)} ns`).join(', ')} (no routes, routes, routes + route())`}`);
   }
 
   await stopProcess(hold.service.proc);
   await stopProcess(backend.service.proc);
 
-  const text = report(ctx, rows, commandLine(argv), startedAt, (Date.now() - started) / 1000, readPreviousNotes(options.out), httpSection(rows, params, parser));
+  const text = report(ctx, rows, commandLine(argv), startedAt, (Date.now() - started) / 1000, readPreviousNotes(options.out), httpSection(rows, params, parser, routeCost));
   fs.writeFileSync(options.out, text);
   say('');
   say(table(rows, params));
