@@ -2,7 +2,9 @@
 // members, and level mode with two workers) against the direct path to the
 // backend, a plain Node `net` pipe proxy, nginx (stream and http) and HAProxy
 // (tcp and http) on loopback, every proxy with one worker process/thread but
-// rsp-w2.
+// rsp-w2; rsp in HTTP mode (no routes, routes, routes + a Lua route())
+// against nginx http and HAProxy http, and the HTTP parser against llhttp
+// (bench-parser.js), in the report's "HTTP mode" section (http-report.ts).
 // Writes a markdown report: BENCHMARKS.md for a full run; a quick run writes
 // bench-quick.md in the temp directory (its rough figures must not replace the
 // committed ones) unless --out says where.
@@ -19,6 +21,7 @@
 //   npm run bench -- --quick                        # about 2 minutes, shorter and smaller
 //   node dist/scripts/bench/index.js --only rsp-level,node --out /tmp/b.md
 //   npm run bench -- --quick --only rsp-level,rsp-pool3   # balancing's cost
+//   npm run bench -- --only rsp-level,nginx-http,haproxy-http,rsp-http-bare,rsp-http,rsp-http-lua --rounds 5   # HTTP mode
 //
 // The parts: setups/ (one file per setup: how it starts, its pids, how it
 // stops), backends.ts (what they are pointed at), rounds.ts and finish.ts (the
@@ -32,7 +35,9 @@ import { benchResults, writeBenchCharts } from '../charts/bench';
 import { BENCH_BACKEND, startBackend, startHoldBackend } from './backends';
 import { ROOT } from './constants';
 import { bulkRounds, finishSetup } from './finish';
+import { httpSection, runsHttp } from './http-report';
 import { FULL_REPORT, paramsFor, parseOptions } from './options';
+import { runParserBench, runRouteCost, type ParserFigures, type RouteCostFigures } from './parser';
 import { killEverything, makeTempRoot, stopProcess } from './processes';
 import { foreign } from './procfs';
 import { commandLine, methodTexts, readPreviousNotes, report, table, targets } from './report';
@@ -109,10 +114,20 @@ async function main(): Promise<void> {
   }
   const rows = states.map((s) => s.row);
 
+  // HTTP mode's parser and routing on their own, with the proxies stopped.
+  let parser: ParserFigures | null = null;
+  let routeCost: RouteCostFigures | null = null;
+  if (runsHttp(options.only)) {
+    parser = await runParserBench(options.quick);
+    say(`HTTP parser (${parser.command}): ${parser.failure ? `failed: ${parser.failure}` : `${Math.round(parser.seconds)} s`}`);
+    routeCost = await runRouteCost(options.quick);
+    say(`HTTP routing (${routeCost.command}): ${routeCost.failure ? `failed: ${routeCost.failure}` : `parse + route ${[routeCost.bare, routeCost.routes, routeCost.lua].map((n) => `${Math.round(n!)} ns`).join(', ')} (no routes, routes, routes + route())`}`);
+  }
+
   await stopProcess(hold.service.proc);
   await stopProcess(backend.service.proc);
 
-  const text = report(ctx, rows, commandLine(argv), startedAt, (Date.now() - started) / 1000, readPreviousNotes(options.out));
+  const text = report(ctx, rows, commandLine(argv), startedAt, (Date.now() - started) / 1000, readPreviousNotes(options.out), httpSection(rows, params, parser, routeCost));
   fs.writeFileSync(options.out, text);
   const charts = writeBenchCharts(options.out, benchResults(rows, params, commandLine(argv), options.quick, startedAt));
   say('');

@@ -232,8 +232,8 @@ function method(ctx: Context): string {
     `- RSS: a fresh proxy pointed at a Node server that accepts connections and holds them without answering; ${fmtInt(p.idleConns)} client connections are opened through the proxy and each sends one small HTTP request (so the HTTP proxies open their backend connection too), and RSS (VmRSS, summed over nginx's processes) is read once the backend counts them all. "+KB/conn" is (RSS − RSS of the same fresh proxy before the connections) / connections. MB = 10^6 bytes, KB = 10^3 bytes.`,
     '- rsp runs with its defaults (bin/rsp with a config that sets only listenPort, listenAddress, backendAddress, backendPort and triggerMode).',
     `- ${labelOf(POOL)}: rsp in level mode with \`backends = { app = { "127.0.0.1:P1", "127.0.0.1:P2", "127.0.0.1:P3", balance = "roundrobin" } }\` instead of backendAddress/backendPort: the same backend process listening on three ports (every setup's backend listens on all three; the others use the first), so the members are three distinct sockets and the backend's capacity is the same as for the single-backend rows. At start-up the benchmark opens three clients through it and checks in /proc/net/tcp that rsp holds exactly one connection to each member. TCP mode picks a member per client connection, so keep-alive runs pick only ${ctx.params.loadConns} times; the 1 req/conn runs pick once per request.`,
-    '- TCP proxies (rsp, Node, nginx stream, HAProxy tcp) open one backend connection per client connection; the HTTP proxies (nginx http, HAProxy http) keep backend connections alive across client connections, which matters most in the 1 req/conn column.',
-    '- Proxy settings are the defaults except: nginx http has upstream `keepalive 64`, `proxy_http_version 1.1` and `proxy_max_temp_file_size 0` (no disk buffering); nginx/HAProxy timeouts are raised to 600 s for the idle-connection run; nginx `worker_rlimit_nofile`/`worker_connections` and HAProxy `maxconn` are raised to fit the connections.',
+    '- TCP proxies (rsp, Node, nginx stream, HAProxy tcp) open one backend connection per client connection; the HTTP proxies (nginx http, HAProxy http, the rsp http rows: see "HTTP mode" for their configs) keep backend connections alive across client connections, which matters most in the 1 req/conn column.',
+    '- Proxy settings are the defaults except: nginx http has upstream `keepalive 32`, `proxy_http_version 1.1`, `proxy_set_header Connection ""` and `proxy_max_temp_file_size 0` (no disk buffering); HAProxy http has `http-reuse safe` (its default); nginx/HAProxy timeouts are raised to 600 s for the idle-connection run; nginx `worker_rlimit_nofile`/`worker_connections` and HAProxy `maxconn` are raised to fit the connections.',
     '- Ratios are plain quotients of the figures (for latency, CPU, syscalls and RSS, lower is better).',
     '- Cells: "n/a" means not measured (tool missing or the measurement failed, see the notes); "—" means not applicable (direct has no proxy) or the setup was skipped.',
   ].join('\n');
@@ -269,7 +269,8 @@ export function commandLine(argv: string[]): string {
   return `node dist/scripts/bench/index.js${args ? ` ${args}` : ''}`;
 }
 
-export function report(ctx: Context, rows: Row[], command: string, startedAt: Date, seconds: number, previousNotes: string): string {
+/** `sections`: whole sections of other parts of the benchmark (http-report.ts's "HTTP mode"), placed after Targets. */
+export function report(ctx: Context, rows: Row[], command: string, startedAt: Date, seconds: number, previousNotes: string, sections = ''): string {
   const p = ctx.params;
   const kind = ctx.options.quick
     ? `**Quick run (\`--quick\`)**: ${p.rounds} rounds of ${p.keepAliveS} s load runs, ${p.bulkBytes / 1e6} MB bulk file, ${fmtInt(p.idleConns)} idle connections; the figures are rougher than a full run's.`
@@ -302,7 +303,7 @@ ${chartsSection(ctx.options.out, benchResults(rows, p, command, ctx.options.quic
 For rsp level and rsp edge, checked against the figures above (for req/s, the medians over the rounds). "rounds overlap": the two setups' round-by-round figures overlap (the other setup's scaled by the target's factor), so that verdict is within this machine's run-to-run spread and could flip on another run. The two "Pool of 3" rows compare ${labelOf(POOL)} with single-backend rsp level, both in this run: the verdict is on the medians over the rounds of the proxy's CPU µs per request in each round's run (listed under the results table), then each round's pair side by side (the rounds interleave the setups, so a pair ran close together) and, for keep-alive, the table's CPU column (from the round at the median req/s); "rounds overlap" there means the pool's rounds are not all on one side of the single backend's rounds × 1.03, so a difference of a few percent is within this machine's spread (±15–30% run to run).
 
 ${targets(rows, p, ctx.options.quick)}
-
+${sections ? `\n${sections}` : ''}
 ## Machine
 
 ${machine(ctx, command, startedAt, seconds)}

@@ -34,11 +34,14 @@ export async function throughputRound(ctx: Context, s: SetupState, round: number
         await runWrk(small, [`-c${p.loadConns}`], p.warmupS); // warm-up (JIT, caches, upstream pools)
         s.warmed = true;
       }
+      const accepted0 = isProxy ? await ctx.backend.accepted() : null;
       const counter = isProxy && tools.perf ? await startPerf(pids(), ctx.dir) : null;
       const cpu0 = cpuMicros(pids());
       const r = await runWrk(small, [`-c${p.loadConns}`], p.keepAliveS);
       const cpu1 = cpuMicros(pids());
       const calls = counter ? await counter.stop() : null;
+      const conns = backendConns(accepted0, accepted0 === null ? null : await ctx.backend.accepted(), r.requests);
+      if (conns !== null) (row.keepAliveBackendConns ??= []).push(conns);
       const run: KeepAliveRun = { round, rps: r.rps };
       if (isProxy) {
         run.cpu = (cpu1 - cpu0) / r.requests;
@@ -48,7 +51,7 @@ export async function throughputRound(ctx: Context, s: SetupState, round: number
       s.keepAliveRuns.push(run);
       row.keepAliveRuns.push(r.rps);
       if (r.problems) row.notes.push(`keep-alive round ${round + 1}: ${r.problems}`);
-      result = `${fmtInt(r.rps)} req/s` + (isProxy ? `, ${fmt1(run.cpu)} µs CPU/req, ${run.syscalls !== undefined ? fmt2(run.syscalls) : 'n/a'} syscalls/req` : '') + (r.problems ? ` (${r.problems})` : '');
+      result = `${fmtInt(r.rps)} req/s` + (isProxy ? `, ${fmt1(run.cpu)} µs CPU/req, ${run.syscalls !== undefined ? fmt2(run.syscalls) : 'n/a'} syscalls/req` : '') + (conns !== null ? `, ${fmt2(conns)} backend connections/req` : '') + (r.problems ? ` (${r.problems})` : '');
     } else if (tools.autocannon) {
       if (!s.warmed) {
         await tools.autocannon({ url: small, connections: p.loadConns, duration: p.warmupS });
@@ -74,7 +77,7 @@ export async function throughputRound(ctx: Context, s: SetupState, round: number
   if (alive(s)) {
     const count = row.closeRuns.length;
     const disturbed = await ownRun(s, `conn-per-request ${tag}`, async () => {
-      const before = !s.setup.proxy ? await ctx.backend.accepted() : null;
+      const before = await ctx.backend.accepted();
       let r: Throughput;
       const cpu0 = cpuMicros(pids());
       if (tools.wrk) r = await runWrk(small, [`-c${p.loadConns}`, '-H', 'Connection: close'], p.closeS);
@@ -85,8 +88,9 @@ export async function throughputRound(ctx: Context, s: SetupState, round: number
       if (cpu !== undefined) row.closeCpuRuns.push(cpu);
       let check = '';
       if (before !== null) {
-        const after = await ctx.backend.accepted();
-        if (after !== null) check = `, ${((after - before - 1) / r.requests).toFixed(2)} connections/request at the backend`;
+        const conns = backendConns(before, await ctx.backend.accepted(), r.requests);
+        if (conns !== null) check = `, ${fmt2(conns)} connections/request at the backend`;
+        if (conns !== null && isProxy) (row.closeBackendConns ??= []).push(conns);
       }
       if (r.problems) row.notes.push(`conn-per-request round ${round + 1}: ${r.problems}`);
       return `${fmtInt(r.rps)} req/s${cpu !== undefined ? `, ${fmt1(cpu)} µs CPU/req` : ''}${check}${r.problems ? ` (${r.problems})` : ''}`;
@@ -96,6 +100,11 @@ export async function throughputRound(ctx: Context, s: SetupState, round: number
 
   s.cpuMark = cpuMicros(pids());
   s.wallMark = Date.now();
+}
+
+/** Connections the backend accepted per request between two counts (the second count's own connection left out); null when it cannot tell. */
+function backendConns(before: number | null, after: number | null, requests: number): number | null {
+  return before === null || after === null || requests <= 0 ? null : (after - before - 1) / requests;
 }
 
 /** After the rounds: the medians, and CPU/syscalls from the keep-alive round at the median. */

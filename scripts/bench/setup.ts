@@ -22,6 +22,12 @@ export interface Setup {
    * first: a setup with a pool of backends takes one member per port.
    */
   start(backendPort: number, dir: string, tools: Tools, connections: number, backendPorts: readonly number[]): Promise<Running>;
+  /**
+   * Optional: checks the started setup through its port before the rounds
+   * (only there: the idle-memory run starts it in front of a backend that
+   * never answers); resolves with what it saw, for the progress line, or throws.
+   */
+  check?(port: number): Promise<string>;
 }
 
 /** A started setup. */

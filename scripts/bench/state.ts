@@ -30,6 +30,9 @@ export interface Row {
   /** The proxy's CPU µs per request in each of those runs (proxies only; runs where it was not measured are left out). */
   keepAliveCpuRuns: number[];
   closeCpuRuns: number[];
+  /** Connections the backend accepted per request in each of those runs (proxies; when the backend counts them): how well an HTTP proxy reuses its backend connections. */
+  keepAliveBackendConns?: number[];
+  closeBackendConns?: number[];
   /** Whether other processes used over 10% of a core during each of those runs. */
   keepAliveDisturbed: boolean[];
   closeDisturbed: boolean[];
@@ -179,6 +182,13 @@ export async function startSetup(ctx: Context, setup: Setup): Promise<SetupState
   }
   try {
     s.service = await setup.start(ctx.backend.service.port, ctx.dir, ctx.tools, 1000, ctx.backend.ports);
+    if (setup.check) {
+      const seen = await setup.check(s.service.port).catch(async (error: unknown) => {
+        await s.service!.stop();
+        throw error;
+      });
+      s.service = { ...s.service, detail: [s.service.detail, seen].filter(Boolean).join('; ') };
+    }
   } catch (error) {
     s.row.skipped = `failed to start: ${errorText(error)}`;
     s.out = true;

@@ -1,5 +1,6 @@
 // HAProxy in tcp mode (a TCP proxy like rsp) and in http mode (parses HTTP and
-// keeps backend connections alive across clients), one thread, timeouts raised
+// keeps backend connections alive across clients: `http-reuse safe`, its
+// default, written out), one thread, timeouts raised
 // for the idle-connection run.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -31,7 +32,7 @@ frontend bench
   default_backend app
 
 backend app
-  server app1 127.0.0.1:${backendPort}
+${mode === 'http' ? '  http-reuse safe\n' : ''}  server app1 127.0.0.1:${backendPort}
 `);
       return running(await startService('haproxy', ['-f', file, '-db'], { port }));
     },

@@ -70,7 +70,7 @@ http {
 ${nginxTempPaths(tools, dir, name)}
   upstream app {
     server 127.0.0.1:${backendPort};
-    keepalive 64;
+    keepalive 32; # as rsp's HTTP mode keeps per member by default
     keepalive_requests 1000000;
     keepalive_timeout 600s;
   }
