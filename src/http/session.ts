@@ -719,9 +719,15 @@ export class HttpSession implements ConnectionOwner, Pairing {
       return;
     }
     if (this.closeAfter || this.ctx.draining.on) {
-      if (this.pending === null && !this.clientEnded) this.lingerClose();
-      else this.client.close();
+      // A client that sent more after this request (pipelined past a
+      // Connection: close) gets its bytes read away first: closing with
+      // unread bytes sends a reset. Otherwise a plain close, as nginx does.
+      if (this.pending !== null && !this.clientEnded) {
+        this.lingerClose();
+        return;
+      }
       this.phase = Phase.Closed;
+      this.client.close();
       return;
     }
     this.idle();
