@@ -448,3 +448,13 @@ export function socketPair(): [number, number] {
   libc.check('socketpair', libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0, fds));
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }
+
+/** Connections completed by the kernel and not yet accepted on 127.0.0.1:`port` (rx_queue of the LISTEN line in /proc/net/tcp). */
+export function acceptQueue(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 4 && f[1] === `0100007F:${hexPort}` && f[3] === '0A') return parseInt(f[4].split(':')[1], 16);
+  }
+  throw new Error(`no listener on 127.0.0.1:${port} in /proc/net/tcp`);
+}

@@ -6,17 +6,8 @@ import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
-import { bothModes, connectTo, countersOf, echoBackend, exchange, readBytes, RSP, spawnProcess, startRsp, tempFile, waitUntil, type RunningProcess } from './helpers';
+import { acceptQueue, bothModes, connectTo, countersOf, echoBackend, exchange, readBytes, RSP, spawnProcess, startRsp, tempFile, waitUntil, type RunningProcess } from './helpers';
 
-/** Connections completed by the kernel and not yet accepted on 127.0.0.1:`port` (rx_queue of the LISTEN line in /proc/net/tcp). */
-function acceptQueue(port: number): number {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length > 4 && f[1] === `0100007F:${hexPort}` && f[3] === '0A') return parseInt(f[4].split(':')[1], 16);
-  }
-  throw new Error(`no listener on 127.0.0.1:${port} in /proc/net/tcp`);
-}
 
 /** A client that has had one echo through rsp: accepted and paired. */
 async function served(t: ExecutionContext, port: number, text: string): Promise<net.Socket> {

@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { connectTo, echoBackend, exchange, listen, readBytes, refusingPort, waitUntil, type RunningProcess } from './helpers';
+import { acceptQueue, connectTo, echoBackend, exchange, listen, readBytes, refusingPort, waitUntil, type RunningProcess } from './helpers';
 import { startRspLua } from './lua';
 import * as lab from '../scripts/lab';
 import { herd } from '../scripts/lab/experiments/herd';
@@ -170,15 +170,6 @@ test('lab experiment 11 (thundering herd), shortened: a plain shared socket wake
   t.is(reuseport.figures.emptyPerConn, 0, 'a worker\'s own socket is never emptied by another worker');
 });
 
-/** Connections waiting in the accept backlog of the listening socket on 127.0.0.1:`port` (rx_queue of a LISTEN line). */
-function acceptQueue(port: number): number {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length > 4 && f[1] === `0100007F:${hexPort}` && f[3] === '0A') return parseInt(f[4].split(':')[1], 16);
-  }
-  throw new Error(`no listener on 127.0.0.1:${port} in /proc/net/tcp`);
-}
 
 test('maxConnections = 2 with 2 workers is for the process: a share of 1 each, the third client waits until one leaves', async (t) => {
   const echo = await echoBackend(t);

@@ -245,3 +245,19 @@ export function answeringBackend(peer: Peer, fd: number): void {
     },
   });
 }
+
+/** A backend that answers the first 100 bytes with 100 bytes and then ends its sending side (short connections). */
+export function answerAndEnd(peer: Peer, fd: number): void {
+  let got = 0;
+  let answered = false;
+  peer.adopt(fd, {
+    data: (c, _d, length) => {
+      got += length;
+      if (got >= REQUEST.length && !answered) {
+        answered = true;
+        c.write(RESPONSE, RESPONSE.length);
+        c.end();
+      }
+    },
+  });
+}

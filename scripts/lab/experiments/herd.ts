@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import { explained, plan, type Experiment, type LabRow } from '../experiment';
 import type { LabParams } from '../params';
-import { REQUEST, RESPONSE, withRsp, type Peer } from '../peer';
+import { answerAndEnd, REQUEST, RESPONSE, withRsp } from '../peer';
 import { n0, n2 } from '../table';
 
 const WORKERS = 4;
@@ -51,22 +51,7 @@ function sleepsOfWorkers(pid: number): number {
 export async function herd(acceptMode: AcceptMode, p: LabParams): Promise<LabRow> {
   const connections = Math.min(p.shortConns, 400);
   const settings = { workers: WORKERS, acceptMode };
-  // The backend answers the request and ends its side, as in experiment 6a.
-  const backend = (peer: Peer, fd: number): void => {
-    let got = 0;
-    let answered = false;
-    peer.adopt(fd, {
-      data: (c, _d, length) => {
-        got += length;
-        if (got >= REQUEST.length && !answered) {
-          answered = true;
-          c.write(RESPONSE, RESPONSE.length);
-          c.end();
-        }
-      },
-    });
-  };
-  return withRsp(settings, backend, async (rsp, peer) => {
+  return withRsp(settings, answerAndEnd, async (rsp, peer) => {
     let done = 0;
     let failed = 0;
     const launch = (): void => {

@@ -3,7 +3,7 @@
 // registered only while something is queued, or for good.
 import { ctl, explained, plan, sibling, type Experiment, type LabRow } from '../experiment';
 import { MODES, type LabParams, type Mode } from '../params';
-import { REQUEST, RESPONSE, withRsp, type Peer } from '../peer';
+import { answerAndEnd, REQUEST, RESPONSE, withRsp } from '../peer';
 import { diffCounters, type RspSettings } from '../rsp';
 import { n0, n1, n2, plural } from '../table';
 import { keepAliveRun } from './keepalive';
@@ -17,22 +17,8 @@ import { keepAliveRun } from './keepalive';
  * `readPolicy` (edge mode): rsp's default unless given.
  */
 export async function rdhupCost(mode: Mode, rdhup: boolean, p: LabParams, readPolicy?: 'drain' | 'eagain'): Promise<LabRow> {
-  const backend = (peer: Peer, fd: number): void => {
-    let got = 0;
-    let answered = false;
-    peer.adopt(fd, {
-      data: (c, _d, length) => {
-        got += length;
-        if (got >= REQUEST.length && !answered) {
-          answered = true;
-          c.write(RESPONSE, RESPONSE.length);
-          c.end();
-        }
-      },
-    });
-  };
   const extra: RspSettings = readPolicy !== undefined ? { readPolicy } : {};
-  return withRsp({ triggerMode: mode, rdhup, ...extra }, backend, async (rsp, peer) => {
+  return withRsp({ triggerMode: mode, rdhup, ...extra }, answerAndEnd, async (rsp, peer) => {
     const a = await rsp.snapshot();
     let started = 0;
     let done = 0;
