@@ -151,11 +151,7 @@ export class Proxy implements ConnectionOwner, Pairing {
 
   /** The client as logs name it, "192.0.2.7:51234": from accept(), or from the PROXY header. */
   get clientAddress(): string {
-    if (this.clientText === null) {
-      const a = this.clientSockaddr === null ? null : addressOf(this.clientSockaddr);
-      this.clientText = a === null ? `fd ${this.client.fd}` : formatAddress(a);
-    }
-    return this.clientText;
+    return (this.clientText ??= clientName(this.clientSockaddr, this.client.fd));
   }
 
   /** Pick a member of the pool and connect to it (with acceptProxy: once the client's header is in). */
@@ -481,6 +477,12 @@ export function openBackend(ctx: ProxyContext, member: Member, owner: Connection
   if (started.inProgress) conn.connectTimeout(ctx.connectTimeout);
   else counters.connects++;
   return conn;
+}
+
+/** How logs name a client: "192.0.2.7:51234" from its sockaddr, or "fd 25" when it has none that is IP. */
+export function clientName(sockaddr: Buffer | null, fd: number): string {
+  const a = sockaddr === null ? null : addressOf(sockaddr);
+  return a === null ? `fd ${fd}` : formatAddress(a);
 }
 
 /** The address in a sockaddr from accept(), or null for one that is not IP. */

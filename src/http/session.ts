@@ -24,10 +24,10 @@
 import type { Member } from '../balancer/member';
 import { DEFAULT_POOL, type Pool } from '../balancer/pool';
 import { Connection, type ConnectionOwner } from '../connection';
-import { formatAddress, SOCKADDR_IN6_SIZE } from '../../ffi/sockaddr';
+import { SOCKADDR_IN6_SIZE } from '../../ffi/sockaddr';
 import { describePeer } from '../netutils';
 import type { Pairing } from '../pairings';
-import { addressOf, openBackend, type ProxyContext } from '../proxy';
+import { addressOf, clientName, openBackend, type ProxyContext } from '../proxy';
 import { isHeaderError, NEED_MORE as HEADER_NEED_MORE, ProxyHeaderParser } from '../proxyprotocol/parse';
 import { proxyHeader, type ProxyVersion } from '../proxyprotocol/write';
 import { localSockaddr } from '../netutils';
@@ -191,11 +191,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
 
   /** "192.0.2.7:51234", as logs and route()'s req.remote name the client. */
   get clientAddress(): string {
-    if (this.clientText === null) {
-      const a = this.clientSockaddr === null ? null : addressOf(this.clientSockaddr);
-      this.clientText = a === null ? `fd ${this.client.fd}` : formatAddress(a);
-    }
-    return this.clientText;
+    return (this.clientText ??= clientName(this.clientSockaddr, this.client.fd));
   }
 
   // ------------------------------------------------------------ Pairing
@@ -471,7 +467,8 @@ export class HttpSession implements ConnectionOwner, Pairing {
     if (this.responding && this.backendBytes === 0) this.waitFor(Wait.Backend, this.ctx.backendTimeout);
   }
 
-  private facts_(): ClientFacts {
+  /** The client as forwarded headers say it (made once per connection). */
+  private clientFacts(): ClientFacts {
     if (this.facts === null) {
       const a = this.clientSockaddr === null ? null : addressOf(this.clientSockaddr);
       this.facts = { ip: a === null ? 'unknown' : a.address, trusted: this.ctx.trusted(this.clientSockaddr), xForwarded: this.ctx.xForwarded };
@@ -505,22 +502,29 @@ export class HttpSession implements ConnectionOwner, Pairing {
       // Even socket() failed: connectFailed went on to the next member, or answered.
       if (conn === null) return this.upstream !== null;
     }
-    this.upstream = conn;
-    const skip = this.reused ? 0 : this.writeProxyHeader(conn);
-    const length = requestHead(this.req!, this.facts_());
-    conn.write(headBuffer(), length);
-    if (failed !== null) failed.moveQueueTo(conn, skip + length);
+    const sent = this.sendHead(conn);
+    if (failed !== null) failed.moveQueueTo(conn, sent);
     return true;
   }
 
-  /** sendProxy: a new backend connection starts with a header naming the client; returns its length (0: none). */
-  private writeProxyHeader(conn: Connection): number {
-    const version = this.ctx.sendProxy.get(this.pool!);
-    if (version === undefined) return 0;
-    const header = proxyHeader(version, this.clientSockaddr, localSockaddr(this.client.fd));
-    this.ctx.reactor.counters.otherCalls++;
-    conn.write(header, header.length);
-    return header.length;
+  /**
+   * `conn` becomes this request's backend connection and gets its head: on a
+   * new connection of a sendProxy pool, a PROXY header naming the client
+   * first. Returns the bytes written (what a failed connect's queue skips).
+   */
+  private sendHead(conn: Connection): number {
+    this.upstream = conn;
+    let sent = 0;
+    const version = this.reused ? undefined : this.ctx.sendProxy.get(this.pool!);
+    if (version !== undefined) {
+      const header = proxyHeader(version, this.clientSockaddr, localSockaddr(this.client.fd));
+      this.ctx.reactor.counters.otherCalls++;
+      conn.write(header, header.length);
+      sent = header.length;
+    }
+    const length = requestHead(this.req!, this.clientFacts());
+    conn.write(headBuffer(), length);
+    return sent + length;
   }
 
   /** A new connection to `member`; null when even socket() or connect() failed (then the next member is tried). */
@@ -567,11 +571,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
     const member = this.member!;
     this.reused = false;
     const conn = this.connect(member);
-    if (conn === null) return;
-    this.upstream = conn;
-    this.writeProxyHeader(conn);
-    const length = requestHead(this.req!, this.facts_());
-    conn.write(headBuffer(), length);
+    if (conn !== null) this.sendHead(conn);
   }
 
   // ------------------------------------------------------------ the backend's side
