@@ -40,8 +40,8 @@ export function appendToHead(data: Buffer, s: number, e: number, at: number): nu
 }
 
 /** Fields that never cross a proxy (Upgrade is decided by the caller). */
-function hopByHop(h: Head, k: number): boolean {
-  return h.nameIs(k, 'connection') || h.nameIs(k, 'keep-alive') || h.nameIs(k, 'proxy-connection') || h.nameIs(k, 'te') || h.listedInConnection(k);
+function hopByHop(h: Head, k: number, hasConnection: boolean): boolean {
+  return h.nameIs(k, 'connection') || h.nameIs(k, 'keep-alive') || h.nameIs(k, 'proxy-connection') || h.nameIs(k, 'te') || (hasConnection && h.listedInConnection(k));
 }
 
 function copyField(h: Head, k: number, at: number): number {
@@ -75,10 +75,12 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
   let forwardedFor = -1;
   let keepProto = false;
   let keepHost = false;
+  // Names a Connection field lists are hop-by-hop too: looked for only when there is one.
+  const hasConnection = req.indexOf('connection') >= 0;
   for (let k = 0; k < req.headerCount; k++) {
     if (req.nameIs(k, 'upgrade')) {
       if (!req.upgrade) continue;
-    } else if (hopByHop(req, k)) {
+    } else if (hopByHop(req, k, hasConnection)) {
       continue;
     }
     if (req.nameIs(k, 'x-forwarded-for')) {
@@ -141,8 +143,9 @@ export function responseHead(res: ResponseHead, close: boolean, clientVersion: n
   if (lineEnd > 13) at += d.copy(scratch, at, 13, lineEnd);
   scratch[at++] = 13;
   scratch[at++] = 10;
+  const hasConnection = res.indexOf('connection') >= 0;
   for (let k = 0; k < res.headerCount; k++) {
-    if (hopByHop(res, k) || res.nameIs(k, 'upgrade')) continue;
+    if (hopByHop(res, k, hasConnection) || res.nameIs(k, 'upgrade')) continue;
     if (dechunk && res.nameIs(k, 'transfer-encoding')) continue;
     ensure(at + (res.fieldEnd(k) - res.fieldStart(k)) + 64);
     at = copyField(res, k, at);
