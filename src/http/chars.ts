@@ -53,3 +53,17 @@ export function equalsIgnoreCase(d: Uint8Array, s: number, e: number, lower: str
   for (let i = 0; i < lower.length; i++) if (LOWER[d[s + i]] !== lower.charCodeAt(i)) return false;
   return true;
 }
+
+/**
+ * Copies bytes [s, e) of `src` into `dst` at `at`; returns where the copy
+ * ends in `dst`. Short runs go byte by byte: Buffer#copy from an offset
+ * makes a view object on each call (Node 20), which costs more than a loop
+ * over a few dozen bytes and gives the young generation work.
+ */
+export function copyBytes(src: Uint8Array, s: number, e: number, dst: Uint8Array, at: number): number {
+  if (e - s <= 48) {
+    for (let i = s; i < e; i++) dst[at++] = src[i];
+    return at;
+  }
+  return at + (src as Buffer).copy(dst, at, s, e);
+}

@@ -10,7 +10,9 @@
 //
 // The heads are written into one scratch buffer per worker thread (the
 // connection copies what the kernel does not take at once): no allocation
-// per request.
+// per request. Field lines that pass go over as they came, a run of
+// neighbouring lines in one copy.
+import { copyBytes } from './chars';
 import type { RequestHead } from './request';
 import type { ResponseHead } from './response';
 import type { Head } from './head';
@@ -22,7 +24,7 @@ export function headBuffer(): Buffer {
   return scratch;
 }
 
-/** Room for `n` bytes; what is written so far moves with the buffer (a head may grow it halfway). */
+/** Room for `n` bytes; what is written so far moves with the buffer. */
 function ensure(n: number): void {
   if (scratch.length >= n) return;
   const bigger = Buffer.allocUnsafe(Math.max(n, scratch.length * 2));
@@ -36,7 +38,7 @@ export const COALESCE_MAX = 16 * 1024;
 /** Append bytes [s, e) of `data` after the head of length `at` in headBuffer(); returns the new length. */
 export function appendToHead(data: Buffer, s: number, e: number, at: number): number {
   ensure(at + (e - s));
-  return at + data.copy(scratch, at, s, e);
+  return copyBytes(data, s, e, scratch, at);
 }
 
 /** Fields that never cross a proxy (Upgrade is decided by the caller). */
@@ -44,22 +46,52 @@ function hopByHop(h: Head, k: number, hasConnection: boolean): boolean {
   return h.nameIs(k, 'connection') || h.nameIs(k, 'keep-alive') || h.nameIs(k, 'proxy-connection') || h.nameIs(k, 'te') || (hasConnection && h.listedInConnection(k));
 }
 
-function copyField(h: Head, k: number, at: number): number {
-  const s = h.fieldStart(k);
-  const e = h.fieldEnd(k);
-  at += h.bytes.copy(scratch, at, s, e);
-  scratch[at++] = 13;
-  scratch[at++] = 10;
-  return at;
-}
+/**
+ * Field lines kept, in order: consecutive ones are gathered into one run of
+ * the head's bytes and copied when a line is left out, or at the end.
+ */
+class Runs {
+  private start = 0;
+  private end = 0;
 
-function text(s: string, at: number): number {
-  return at + scratch.write(s, at, 'latin1');
+  /** Line k passes. */
+  keep(h: Head, k: number, at: number): number {
+    const s = h.fieldStart(k);
+    if (s !== this.end) {
+      at = this.flush(h, at);
+      this.start = s;
+    }
+    this.end = h.lineEndOf(k);
+    return at;
+  }
+
+  /** Copies the run gathered so far to `at`; returns where it ends. */
+  flush(h: Head, at: number): number {
+    at = copyBytes(h.bytes, this.start, this.end, scratch, at);
+    this.start = this.end = 0;
+    return at;
+  }
+}
+const runs = new Runs();
+
+const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
+const CRLF = bytes('\r\n');
+const HTTP11 = bytes('HTTP/1.1');
+const XFF = bytes('X-Forwarded-For: ');
+const COMMA = bytes(', ');
+const XF_PROTO = bytes('X-Forwarded-Proto: http\r\n');
+const XF_HOST = bytes('X-Forwarded-Host: ');
+const CONNECTION_UPGRADE = bytes('Connection: upgrade\r\n');
+const CONNECTION_KEEP_ALIVE = bytes('Connection: keep-alive\r\n');
+const CONNECTION_CLOSE = bytes('Connection: close\r\n');
+
+function put(b: Uint8Array, at: number): number {
+  return copyBytes(b, 0, b.length, scratch, at);
 }
 
 export interface ClientFacts {
-  /** The client's IP address as text ("192.0.2.7", "2001:db8::1"). */
-  ip: string;
+  /** The client's IP address as text ("192.0.2.7", "2001:db8::1"), in latin1 bytes. */
+  ip: Buffer;
   /** The client is one of trustedProxies: its X-Forwarded-* fields are kept. */
   trusted: boolean;
   /** Set X-Forwarded-Proto and X-Forwarded-Host. */
@@ -69,61 +101,55 @@ export interface ClientFacts {
 /** The request head for the backend, in headBuffer(); returns its length. */
 export function requestHead(req: RequestHead, client: ClientFacts): number {
   const d = req.bytes;
-  ensure(req.headLength + 256 + client.ip.length * 2 + 64);
-  const lineEnd = req.firstLineEnd;
-  let at = d.copy(scratch, 0, 0, lineEnd + 2);
+  // At most: the head, the X-Forwarded-For values and Host once more, and rsp's own lines.
+  ensure(3 * req.headLength + 256 + client.ip.length);
+  let at = copyBytes(d, 0, req.firstLineEnd + 2, scratch, 0);
   let forwardedFor = -1;
   let keepProto = false;
   let keepHost = false;
   // Names a Connection field lists are hop-by-hop too: looked for only when there is one.
   const hasConnection = req.indexOf('connection') >= 0;
   for (let k = 0; k < req.headerCount; k++) {
+    let pass = true;
     if (req.nameIs(k, 'upgrade')) {
-      if (!req.upgrade) continue;
+      pass = req.upgrade;
     } else if (hopByHop(req, k, hasConnection)) {
-      continue;
-    }
-    if (req.nameIs(k, 'x-forwarded-for')) {
+      pass = false;
+    } else if (req.nameIs(k, 'x-forwarded-for')) {
       if (client.trusted && forwardedFor < 0) forwardedFor = k;
-      continue;
-    }
-    if (client.xForwarded && req.nameIs(k, 'x-forwarded-proto')) {
-      if (!client.trusted) continue;
-      keepProto = true;
+      pass = false; // rewritten below, as one line
+    } else if (client.xForwarded && req.nameIs(k, 'x-forwarded-proto')) {
+      pass = keepProto = client.trusted;
     } else if (client.xForwarded && req.nameIs(k, 'x-forwarded-host')) {
-      if (!client.trusted) continue;
-      keepHost = true;
+      pass = keepHost = client.trusted;
     }
-    ensure(at + (req.fieldEnd(k) - req.fieldStart(k)) + 512);
-    at = copyField(req, k, at);
+    if (pass) at = runs.keep(req, k, at);
   }
+  at = runs.flush(req, at);
   // One X-Forwarded-For line: the trusted proxies' list, then this client.
-  ensure(at + 1024 + req.headLength);
-  at = text('X-Forwarded-For: ', at);
+  at = put(XFF, at);
   if (forwardedFor >= 0) {
     for (let k = forwardedFor; k >= 0; k = req.indexOf('x-forwarded-for', k + 1)) {
-      at += d.copy(scratch, at, req.valueOffset(k), req.fieldEnd(k));
-      at = text(', ', at);
+      at = copyBytes(d, req.valueOffset(k), req.fieldEnd(k), scratch, at);
+      at = put(COMMA, at);
     }
   }
-  at = text(client.ip, at);
-  at = text('\r\n', at);
+  at = put(client.ip, at);
+  at = put(CRLF, at);
   if (client.xForwarded) {
-    if (!keepProto) at = text('X-Forwarded-Proto: http\r\n', at);
+    if (!keepProto) at = put(XF_PROTO, at);
     const host = req.indexOf('host');
     if (!keepHost && host >= 0) {
-      at = text('X-Forwarded-Host: ', at);
-      at += d.copy(scratch, at, req.valueOffset(host), req.fieldEnd(host));
-      at = text('\r\n', at);
+      at = put(XF_HOST, at);
+      at = copyBytes(d, req.valueOffset(host), req.fieldEnd(host), scratch, at);
+      at = put(CRLF, at);
     }
   }
   // HTTP/1.1 is persistent by default; a 1.0 request asks for it, so that the
   // backend connection can be kept whatever the client does.
-  if (req.upgrade) at = text('Connection: upgrade\r\n', at);
-  else if (req.version === 10) at = text('Connection: keep-alive\r\n', at);
-  scratch[at++] = 13;
-  scratch[at++] = 10;
-  return at;
+  if (req.upgrade) at = put(CONNECTION_UPGRADE, at);
+  else if (req.version === 10) at = put(CONNECTION_KEEP_ALIVE, at);
+  return put(CRLF, at);
 }
 
 /**
@@ -137,22 +163,19 @@ export function responseHead(res: ResponseHead, close: boolean, clientVersion: n
   ensure(res.headLength + 64);
   // " 200", then SP and the reason: the SP is required even when the reason is empty (RFC 9112 §4).
   const lineEnd = res.firstLineEnd;
-  let at = text('HTTP/1.1', 0);
-  at += d.copy(scratch, at, 8, 12);
+  let at = put(HTTP11, 0);
+  at = copyBytes(d, 8, 12, scratch, at);
   scratch[at++] = 0x20;
-  if (lineEnd > 13) at += d.copy(scratch, at, 13, lineEnd);
-  scratch[at++] = 13;
-  scratch[at++] = 10;
+  if (lineEnd > 13) at = copyBytes(d, 13, lineEnd, scratch, at);
+  at = put(CRLF, at);
   const hasConnection = res.indexOf('connection') >= 0;
   for (let k = 0; k < res.headerCount; k++) {
     if (hopByHop(res, k, hasConnection) || res.nameIs(k, 'upgrade')) continue;
     if (dechunk && res.nameIs(k, 'transfer-encoding')) continue;
-    ensure(at + (res.fieldEnd(k) - res.fieldStart(k)) + 64);
-    at = copyField(res, k, at);
+    at = runs.keep(res, k, at);
   }
-  if (close) at = text('Connection: close\r\n', at);
-  else if (clientVersion === 10) at = text('Connection: keep-alive\r\n', at);
-  scratch[at++] = 13;
-  scratch[at++] = 10;
-  return at;
+  at = runs.flush(res, at);
+  if (close) at = put(CONNECTION_CLOSE, at);
+  else if (clientVersion === 10) at = put(CONNECTION_KEEP_ALIVE, at);
+  return put(CRLF, at);
 }

@@ -9,7 +9,7 @@
 // a head that does not is copied as far as it goes and later reads are
 // appended. The scanner is a byte state machine whose position survives
 // between reads: no byte is looked at twice across reads.
-import { COLON, CR, FIELD, HTAB, LF, LOWER, SP, TCHAR, equalsIgnoreCase } from './chars';
+import { COLON, CR, FIELD, HTAB, LF, LOWER, SP, TCHAR, copyBytes, equalsIgnoreCase } from './chars';
 import { NameCache } from './names';
 
 const NAMES = new NameCache(false);
@@ -231,8 +231,7 @@ export abstract class Head {
     const base = this.base;
     this.ensure(n);
     const own = this.own!;
-    if (n <= 64) for (let k = 0; k < n; k++) own[k] = src[base + k];
-    else (src as Buffer).copy(own, 0, base, base + n);
+    copyBytes(src, base, base + n, own, 0);
     this.d = own;
     this.base = 0;
     this.len = n;
@@ -569,6 +568,15 @@ export abstract class Head {
   /** Where field k's value ends in `bytes` (trailing whitespace left out). */
   fieldEnd(k: number): number {
     return this.fields[k * 4 + 3];
+  }
+
+  /**
+   * Where field k's line ends in `bytes`, after its CRLF. Lines lie end to
+   * end (no obs-fold, no bare LF is accepted), so this is where line k + 1
+   * starts, or the final empty line after the last one.
+   */
+  lineEndOf(k: number): number {
+    return k + 1 < this.count ? this.fields[(k + 1) * 4] : this.headLength - 2;
   }
 
   /** Where field k's value starts in `bytes`. */

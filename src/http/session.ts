@@ -471,7 +471,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
   private clientFacts(): ClientFacts {
     if (this.facts === null) {
       const a = this.clientSockaddr === null ? null : addressOf(this.clientSockaddr);
-      this.facts = { ip: a === null ? 'unknown' : a.address, trusted: this.ctx.trusted(this.clientSockaddr), xForwarded: this.ctx.xForwarded };
+      this.facts = { ip: Buffer.from(a === null ? 'unknown' : a.address, 'latin1'), trusted: this.ctx.trusted(this.clientSockaddr), xForwarded: this.ctx.xForwarded };
     }
     return this.facts;
   }

@@ -27,8 +27,8 @@ const TRIM_MS = 100;
 
 export class Upstreams implements ConnectionOwner {
   private readonly parked = new Map<Member, Connection[]>();
-  /** Where each parked connection sits (its member), for onClose. */
-  private readonly memberOf = new Map<Connection, Member>();
+  /** Parked connections, all members together. */
+  private count = 0;
   private armed = false;
   private trimArmed = false;
   private readonly interval: number;
@@ -44,7 +44,7 @@ export class Upstreams implements ConnectionOwner {
   }
 
   get size(): number {
-    return this.memberOf.size;
+    return this.count;
   }
 
   /** A parked connection to `member`, now owned by `owner`; null when there is none. */
@@ -52,7 +52,7 @@ export class Upstreams implements ConnectionOwner {
     const list = this.parked.get(member);
     if (list === undefined || list.length === 0) return null;
     const conn = list.pop()!;
-    this.memberOf.delete(conn);
+    this.count--;
     conn.owner = owner;
     if (trace.on) trace.line(2, `reusing kept-alive fd ${conn.fd} to ${member.name}`);
     return conn;
@@ -75,7 +75,7 @@ export class Upstreams implements ConnectionOwner {
     }
     conn.owner = this;
     list.push(conn);
-    this.memberOf.set(conn, member);
+    this.count++;
     if (trace.on) trace.line(2, `fd ${conn.fd} kept alive for the next request to ${member.name}`);
     if (!this.armed && this.timeout > 0) {
       this.armed = true;
@@ -85,7 +85,11 @@ export class Upstreams implements ConnectionOwner {
 
   /** Close every parked connection (the worker is stopping or draining). */
   closeAll(): void {
-    for (const conn of [...this.memberOf.keys()]) conn.close();
+    for (const conn of this.all()) conn.close();
+  }
+
+  private all(): Connection[] {
+    return [...this.parked.values()].flat();
   }
 
   onConnect(_conn: Connection): void {}
@@ -102,12 +106,15 @@ export class Upstreams implements ConnectionOwner {
   onDrain(_conn: Connection): void {}
 
   onClose(conn: Connection, _cause: string): void {
-    const member = this.memberOf.get(conn);
-    if (member === undefined) return;
-    this.memberOf.delete(conn);
-    const list = this.parked.get(member)!;
-    const i = list.indexOf(conn);
-    if (i >= 0) list.splice(i, 1);
+    // Rare (a backend closing an idle connection, the sweep): a look through
+    // the lists costs less than keeping a map up to date on every request.
+    for (const list of this.parked.values()) {
+      const i = list.indexOf(conn);
+      if (i < 0) continue;
+      list.splice(i, 1);
+      this.count--;
+      return;
+    }
   }
 
   /** Close the oldest parked connections of each member beyond `keep`. */
@@ -115,18 +122,17 @@ export class Upstreams implements ConnectionOwner {
     this.trimArmed = false;
     for (const list of this.parked.values()) {
       if (list.length <= this.keep) continue;
-      for (const conn of list.splice(0, list.length - this.keep)) {
-        this.memberOf.delete(conn);
-        conn.close();
-      }
+      const extra = list.splice(0, list.length - this.keep);
+      this.count -= extra.length;
+      for (const conn of extra) conn.close();
     }
   }
 
   private sweep(): void {
     this.armed = false;
     const limit = this.reactor.now - this.timeout;
-    for (const conn of [...this.memberOf.keys()]) if (conn.lastActive < limit) conn.close();
-    if (this.memberOf.size > 0) {
+    for (const conn of this.all()) if (conn.lastActive < limit) conn.close();
+    if (this.count > 0) {
       this.armed = true;
       this.reactor.after(this.interval, () => this.sweep());
     }

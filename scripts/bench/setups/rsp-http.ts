@@ -46,6 +46,7 @@ export function rspHttpConfig(variant: Variant, backendPort: number): string {
   return `listenPort = "0"
 listenAddress = "127.0.0.1"
 triggerMode = "level"
+workers = 1
 mode = "http"
 backends = { app = { "127.0.0.1:${backendPort}" } }
 ${variant === 'bare' ? '' : ROUTES}${variant === 'lua' ? ROUTE_FN : ''}`;
