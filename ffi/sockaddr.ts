@@ -1,6 +1,7 @@
 // struct sockaddr_in (16 bytes) and struct sockaddr_in6 (28 bytes), built and
 // parsed by hand: family in host order, port in network order (big-endian),
-// then the address bytes. Text <-> bytes goes through libc's inet_pton/ntop.
+// then the address bytes. Text <-> bytes goes through libc's inet_pton/ntop,
+// except IPv4 to text, which is four numbers and dots.
 import { AF_INET, AF_INET6, inet_ntop, inet_pton } from './libc';
 
 export const SOCKADDR_IN_SIZE = 16;
@@ -43,17 +44,33 @@ export function toSockaddr(address: string, port: number): Buffer {
 export function fromSockaddr(sa: Buffer): SocketAddress {
   const family = sa.readUInt16LE(0);
   const port = sa.readUInt16BE(2);
-  const text = Buffer.alloc(64);
-  if (family === AF_INET) {
-    return { family: 4, address: inet_ntop(AF_INET, sa.subarray(4, 8), text) ?? '?', port };
-  }
+  if (family === AF_INET) return { family: 4, address: dotted(sa, 4), port };
   if (family === AF_INET6) {
-    const address = inet_ntop(AF_INET6, sa.subarray(8, 24), text) ?? '?';
     // A v4 client on a dual-stack listener shows up as ::ffff:a.b.c.d.
-    if (address.startsWith('::ffff:') && address.includes('.')) return { family: 4, address: address.slice(7), port };
-    return { family: 6, address, port };
+    if (isV4Mapped(sa)) return { family: 4, address: dotted(sa, 20), port };
+    return { family: 6, address: inet_ntop(AF_INET6, sa.subarray(8, 24), ntopText) ?? '?', port };
   }
   throw new Error(`unknown address family ${family}`);
+}
+
+const ntopText = Buffer.alloc(64);
+
+/** a.b.c.d from the 4 bytes at `at`: made here, as every accepted IPv4 client needs it (no libc call, no sprintf). */
+function dotted(b: Buffer, at: number): string {
+  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+}
+
+/** sin6_addr is ::ffff:0:0/96 (bytes 8-17 zero, 18-19 0xff). */
+function isV4Mapped(sa: Buffer): boolean {
+  for (let i = 8; i < 18; i++) if (sa[i] !== 0) return false;
+  return sa[18] === 0xff && sa[19] === 0xff;
+}
+
+/** A copy of the sockaddr accept() filled in (the listener reads the next one into the same buffer). */
+export function copySockaddr(peer: Buffer): Buffer {
+  const sa = Buffer.allocUnsafe(SOCKADDR_IN6_SIZE);
+  for (let i = 0; i < SOCKADDR_IN6_SIZE; i++) sa[i] = peer[i];
+  return sa;
 }
 
 export function familyOf(sa: Buffer): number {

@@ -40,7 +40,7 @@ import type { LimitedLog } from './log';
 import { describePeer, localSockaddr, startConnect } from './netutils';
 import { isHeaderError, NEED_MORE, ProxyHeaderParser } from './proxyprotocol/parse';
 import { proxyHeader, type ProxyVersion } from './proxyprotocol/write';
-import { formatAddress, fromSockaddr, SOCKADDR_IN6_SIZE, type SocketAddress } from '../ffi/sockaddr';
+import { formatAddress, fromSockaddr, copySockaddr, type SocketAddress } from '../ffi/sockaddr';
 import type { Pairing, Pairings } from './pairings';
 import type { Reactor, Timer } from './reactor';
 import type { Splice, ZeroCopy } from './splice';
@@ -140,7 +140,7 @@ export class Proxy implements ConnectionOwner, Pairing {
     private readonly options: ProxyOptions = PLAIN,
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
-    this.clientSockaddr = peer === null ? null : Buffer.from(peer.subarray(0, SOCKADDR_IN6_SIZE));
+    this.clientSockaddr = peer === null ? null : copySockaddr(peer);
     if (peer === null) this.clientText = describePeer(clientFd);
     if (ctx.tracing) this.client.label = `client ${this.clientAddress}`;
     this.startedAt = ctx.reactor.now;

@@ -177,7 +177,7 @@ bothModes('X-Forwarded-For appended for a trusted proxy (its X-Forwarded-Proto/H
   t.deepEqual(fieldAll(got2, 'x-forwarded-host'), []);
 });
 
-bothModes('hop-by-hop fields are removed both ways, names listed in Connection too; the rest is passed byte for byte, in order', async (t, mode) => {
+bothModes('hop-by-hop fields are removed both ways, names listed in Connection too (Close with Connection: close); the rest is passed byte for byte, in order', async (t, mode) => {
   const { rsp, b } = await fixture(mode);
   const c = await RawClient.connect(t, rsp.port);
   c.send('GET / HTTP/1.1\r\nHost: hop.test\r\nX-A: 1\r\nConnection: keep-alive, X-Secret, x-other\r\nX-Secret: s\r\nX-Other: o\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: websocket\r\nX-Z: last\r\n\r\n');
@@ -195,6 +195,13 @@ bothModes('hop-by-hop fields are removed both ways, names listed in Connection t
   t.not(field(res, 'connection'), 'close');
   c.send(getRequest('/', 'hop.test'));
   t.is((await c.response()).status, 200);
+  // Connection: close makes a field named Close hop-by-hop too.
+  c.send('GET / HTTP/1.1\r\nHost: hop.test\r\nClose: x\r\nX-Before: 1\r\nConnection: close\r\nX-After: 2\r\n\r\n');
+  const last = await c.response();
+  t.is(field(last, 'connection'), 'close');
+  const lastNames = b.hop.requests.at(-1)!.fields.map(([k]) => k.toLowerCase());
+  t.false(lastNames.includes('close'));
+  t.deepEqual(lastNames.filter((n) => n.startsWith('x-') && !n.startsWith('x-forwarded')), ['x-before', 'x-after']);
 });
 
 bothModes('chunked both ways, byte-exact (extensions and trailers passed through)', async (t, mode) => {

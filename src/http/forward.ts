@@ -41,9 +41,15 @@ export function appendToHead(data: Buffer, s: number, e: number, at: number): nu
   return copyBytes(data, s, e, scratch, at);
 }
 
-/** Fields that never cross a proxy (Upgrade is decided by the caller). */
-function hopByHop(h: Head, k: number, hasConnection: boolean): boolean {
-  return h.nameIs(k, 'connection') || h.nameIs(k, 'keep-alive') || h.nameIs(k, 'proxy-connection') || h.nameIs(k, 'te') || (hasConnection && h.listedInConnection(k));
+/**
+ * Fields that never cross a proxy (Upgrade is decided by the caller), and
+ * those the Connection field names (RFC 9110 §7.6.1): the options close and
+ * keep-alive by name, any other by a look through the Connection field,
+ * only when it lists one.
+ */
+function hopByHop(h: Head, k: number): boolean {
+  return h.nameIs(k, 'connection') || h.nameIs(k, 'keep-alive') || h.nameIs(k, 'proxy-connection') || h.nameIs(k, 'te') ||
+    (h.connectionClose && h.nameIs(k, 'close')) || (h.connectionListsOthers && h.listedInConnection(k));
 }
 
 /**
@@ -89,9 +95,15 @@ function put(b: Uint8Array, at: number): number {
   return copyBytes(b, 0, b.length, scratch, at);
 }
 
+/** An address's ASCII characters, one by one: shorter than a trip into C++ to encode them. */
+function putAscii(s: string, at: number): number {
+  for (let i = 0; i < s.length; i++) scratch[at++] = s.charCodeAt(i);
+  return at;
+}
+
 export interface ClientFacts {
-  /** The client's IP address as text ("192.0.2.7", "2001:db8::1"), in latin1 bytes. */
-  ip: Buffer;
+  /** The client's IP address as text ("192.0.2.7", "2001:db8::1"). */
+  ip: string;
   /** The client is one of trustedProxies: its X-Forwarded-* fields are kept. */
   trusted: boolean;
   /** Set X-Forwarded-Proto and X-Forwarded-Host. */
@@ -107,13 +119,11 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
   let forwardedFor = -1;
   let keepProto = false;
   let keepHost = false;
-  // Names a Connection field lists are hop-by-hop too: looked for only when there is one.
-  const hasConnection = req.indexOf('connection') >= 0;
   for (let k = 0; k < req.headerCount; k++) {
     let pass = true;
     if (req.nameIs(k, 'upgrade')) {
       pass = req.upgrade;
-    } else if (hopByHop(req, k, hasConnection)) {
+    } else if (hopByHop(req, k)) {
       pass = false;
     } else if (req.nameIs(k, 'x-forwarded-for')) {
       if (client.trusted && forwardedFor < 0) forwardedFor = k;
@@ -134,7 +144,7 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
       at = put(COMMA, at);
     }
   }
-  at = put(client.ip, at);
+  at = putAscii(client.ip, at);
   at = put(CRLF, at);
   if (client.xForwarded) {
     if (!keepProto) at = put(XF_PROTO, at);
@@ -168,9 +178,8 @@ export function responseHead(res: ResponseHead, close: boolean, clientVersion: n
   scratch[at++] = 0x20;
   if (lineEnd > 13) at = copyBytes(d, 13, lineEnd, scratch, at);
   at = put(CRLF, at);
-  const hasConnection = res.indexOf('connection') >= 0;
   for (let k = 0; k < res.headerCount; k++) {
-    if (hopByHop(res, k, hasConnection) || res.nameIs(k, 'upgrade')) continue;
+    if (hopByHop(res, k) || res.nameIs(k, 'upgrade')) continue;
     if (dechunk && res.nameIs(k, 'transfer-encoding')) continue;
     at = runs.keep(res, k, at);
   }

@@ -127,6 +127,8 @@ export abstract class Head {
   protected connClose = false;
   protected connKeepAlive = false;
   protected connUpgrade = false;
+  /** A Connection field lists an option other than close, keep-alive and upgrade. */
+  protected connOthers = false;
 
   /** Empty lines before the first line are skipped (requests, RFC 9112 §2.2). */
   protected abstract readonly skipsEmptyLines: boolean;
@@ -163,7 +165,7 @@ export abstract class Head {
     this.hostField = this.expectField = this.upgradeField = -1;
     this.teCodings = this.teChunked = this.teFields = this.clFields = 0;
     this.teLastChunked = this.teChunkedParams = false;
-    this.connClose = this.connKeepAlive = this.connUpgrade = false;
+    this.connClose = this.connKeepAlive = this.connUpgrade = this.connOthers = false;
   }
 
   /** Drops the buffer (an idle connection keeps no head bytes); the next head allocates again. */
@@ -460,6 +462,7 @@ export abstract class Head {
       if (n === 5 && equalsIgnoreCase(d, ts, i, 'close')) this.connClose = true;
       else if (n === 10 && equalsIgnoreCase(d, ts, i, 'keep-alive')) this.connKeepAlive = true;
       else if (n === 7 && equalsIgnoreCase(d, ts, i, 'upgrade')) this.connUpgrade = true;
+      else this.connOthers = true;
       while (i < e && isOws(d[i])) i++;
       if (i < e && d[i] !== COMMA) return this.bad('invalid Connection');
     }
@@ -590,6 +593,21 @@ export abstract class Head {
     let i = 0;
     while (d[i] !== CR) i++;
     return i;
+  }
+
+  /**
+   * A Connection field lists names besides close, keep-alive and upgrade:
+   * fields of those names are hop-by-hop too (listedInConnection). The
+   * three usual options are dealt with by name: Keep-Alive and Upgrade are
+   * always hop-by-hop, and a field named Close only with `Connection: close`.
+   */
+  get connectionListsOthers(): boolean {
+    return this.connOthers;
+  }
+
+  /** `Connection: close` (or a list with close in it). */
+  get connectionClose(): boolean {
+    return this.connClose;
   }
 
   /** A Connection field lists field k's name (RFC 9110 §7.6.1: then it is hop-by-hop too). Allocates nothing. */

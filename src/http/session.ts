@@ -24,7 +24,7 @@
 import type { Member } from '../balancer/member';
 import { DEFAULT_POOL, type Pool } from '../balancer/pool';
 import { Connection, type ConnectionOwner } from '../connection';
-import { SOCKADDR_IN6_SIZE } from '../../ffi/sockaddr';
+import { copySockaddr } from '../../ffi/sockaddr';
 import { describePeer } from '../netutils';
 import type { Pairing } from '../pairings';
 import { addressOf, clientName, openBackend, type ProxyContext } from '../proxy';
@@ -180,7 +180,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
   ) {
     this.client = new Connection(ctx.reactor, clientFd, this, ctx.settings);
     if (acceptProxy) this.proxyHeader = new ProxyHeaderParser();
-    this.clientSockaddr = peer === null ? null : Buffer.from(peer.subarray(0, SOCKADDR_IN6_SIZE));
+    this.clientSockaddr = peer === null ? null : copySockaddr(peer);
     if (peer === null) this.clientText = describePeer(clientFd);
     if (ctx.tracing) this.client.label = `client ${this.clientAddress}`;
     ctx.listener.total++;
@@ -471,7 +471,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
   private clientFacts(): ClientFacts {
     if (this.facts === null) {
       const a = this.clientSockaddr === null ? null : addressOf(this.clientSockaddr);
-      this.facts = { ip: Buffer.from(a === null ? 'unknown' : a.address, 'latin1'), trusted: this.ctx.trusted(this.clientSockaddr), xForwarded: this.ctx.xForwarded };
+      this.facts = { ip: a === null ? 'unknown' : a.address, trusted: this.ctx.trusted(this.clientSockaddr), xForwarded: this.ctx.xForwarded };
     }
     return this.facts;
   }
