@@ -45,12 +45,28 @@ export class Timer {
   cancelled = false;
   constructor(
     readonly due: number,
-    readonly fire: () => void,
+    private action: () => void,
   ) {}
+  fire(): void {
+    this.action();
+  }
+  /**
+   * A cancelled timer stays in the list until it is due or compacted away,
+   * but lets go of its action at once: that closure holds a connection and
+   * everything it owns (a connect timeout, cancelled as soon as the connect
+   * succeeds, would otherwise keep each closed connection alive for
+   * connectTimeout ms).
+   */
   cancel(): void {
     this.cancelled = true;
+    this.action = noAction;
   }
 }
+
+function noAction(): void {}
+
+/** Timers in the list, cancelled ones included, past which after() drops the cancelled ones. */
+const COMPACT_MIN = 1024;
 
 export class Reactor {
   readonly epfd: number;
@@ -74,6 +90,7 @@ export class Reactor {
   // connect timeouts of one length, so a new one almost always goes at the end.
   private timers: Timer[] = [];
   private firstTimer = 0;
+  private compactAt = COMPACT_MIN;
 
   constructor(options: ReactorOptions) {
     this.epfd = libc.check('epoll_create1', libc.epoll_create1(libc.EPOLL_CLOEXEC));
@@ -128,6 +145,13 @@ export class Reactor {
 
   /** Run `fire` once after `ms` milliseconds (not on the hot path: timeouts and back-offs). */
   after(ms: number, fire: () => void): Timer {
+    // Cancelled timers pile up under a high connection rate: drop them when
+    // the list has doubled since the last time (amortised O(1) per timer).
+    if (this.timers.length - this.firstTimer >= this.compactAt) {
+      this.timers = this.timers.filter((t, i) => i >= this.firstTimer && !t.cancelled);
+      this.firstTimer = 0;
+      this.compactAt = Math.max(COMPACT_MIN, 2 * this.timers.length);
+    }
     const timer = new Timer(performance.now() + ms, fire);
     let i = this.timers.length;
     while (i > this.firstTimer && this.timers[i - 1].due > timer.due) i--;

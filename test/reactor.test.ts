@@ -1,5 +1,7 @@
 // The reactor on its own: batch safety, ready list, timers.
 import test from 'ava';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import * as libc from '../ffi/libc';
 import { Reactor, type Handler } from '../src/reactor';
 import { socketPair } from './helpers';
@@ -119,5 +121,32 @@ test('a handler already on the ready list is called once per turn, with its epol
   t.is(reactor.turn(0), 0);
   t.is(h.calls.length, 1);
   [x, y].forEach((fd) => libc.close(fd));
+  reactor.close();
+});
+
+test('a cancelled timer lets go of its action at once, and cancelled timers do not pile up', async (t) => {
+  const reactor = new Reactor({ triggerMode: 'level', maxEvents: 16 });
+  const timers = (): number => (reactor as unknown as { timers: unknown[] }).timers.length;
+  // What a connect timeout's closure holds: a connection and all it owns.
+  let held: { connection: Buffer } | null = { connection: Buffer.alloc(1024) };
+  const ref = new WeakRef(held);
+  const first = reactor.after(60_000, ((h) => () => t.fail(`fired while cancelled (${h.connection.length})`))(held));
+  held = null;
+  first.cancel();
+  first.fire(); // does nothing now
+  // A high connection rate: a timeout per connect, each cancelled when the connect succeeds.
+  const live: string[] = [];
+  reactor.after(60_000, () => live.push('late'));
+  for (let i = 0; i < 50_000; i++) reactor.after(60_000, () => t.fail('a cancelled timer fired')).cancel();
+  t.true(timers() <= 2 * 1024 + 2, `${timers()} timers kept for 2 live ones`);
+  // Still in order: one due soon fires, the far one stays.
+  reactor.after(10, () => live.push('soon'));
+  for (let turns = 0; turns < 20 && live.length === 0; turns++) reactor.turn(-1);
+  t.deepEqual(live, ['soon']);
+  // And the closure is gone: nothing holds what it captured.
+  await new Promise((resolve) => setImmediate(resolve));
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+  t.is(ref.deref(), undefined);
   reactor.close();
 });
