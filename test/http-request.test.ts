@@ -5,6 +5,7 @@ import {
   BODY_CHUNKED, BODY_LENGTH, BODY_NONE, DONE, NEED_MORE, RequestHead,
   ABSOLUTE_FORM, ASTERISK_FORM, AUTHORITY_FORM, ORIGIN_FORM,
 } from '../src/http/request';
+import { NameCache } from '../src/http/names';
 import { serializeRequest } from '../src/http/serialize';
 import { CORPUS } from './http-corpus';
 
@@ -324,4 +325,33 @@ test('a huge read after a partial head is refused by the limits, not buffered', 
   t.is(p.feed(Buffer.from(`GET / HTTP/1.1\r\n${H}X: `)), NEED_MORE);
   t.is(p.feed(Buffer.alloc(1 << 20, 0x61)), 431);
   t.true(p.bytes.length <= 64 * 1024, `the parser's buffer stayed small: ${p.bytes.length}`);
+});
+
+test('the field-name cache gives back exactly the bytes as text (or lower-cased), with many names per set and names of every length', (t) => {
+  const tchars = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  let seed = 7;
+  const next = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
+  const names: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    let name = '';
+    for (let n = 1 + next(i < 2000 ? 20 : 60); name.length < n;) name += tchars[next(tchars.length)];
+    names.push(name);
+  }
+  names.push('Content-Type', 'content-type', 'CONTENT-TYPE', 'X');
+  const asIs = new NameCache(false);
+  const lower = new NameCache(true);
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i * 7919 + round) % names.length];
+      const d = Buffer.from(`..${name}:`, 'latin1');
+      const got = asIs.get(d, 2, 2 + name.length);
+      const key = lower.get(d, 2, 2 + name.length);
+      if (got !== name || key !== name.toLowerCase()) {
+        t.fail(`${JSON.stringify(name)}: ${JSON.stringify(got)}, ${JSON.stringify(key)}`);
+        return;
+      }
+    }
+  }
+  t.is(asIs.get(Buffer.from('x'), 0, 0), '');
+  t.pass();
 });

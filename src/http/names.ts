@@ -1,32 +1,59 @@
 // Field names come back on every request (the same few dozen), so their
-// strings are kept: a name is looked up by its bytes in a small direct-mapped
-// table and made only on a miss. A hit costs a compare of a few bytes instead
-// of a string allocation through C++.
+// strings are kept: a name is looked up by its bytes in a small cache and
+// made only on a miss. A hit costs a hash of a few bytes and a compare of
+// the name's bytes with the cached copy (typed-array loads, cheaper than
+// charCodeAt) instead of a string allocation through C++.
+//
+// The cache is set-associative, four ways per set: names that hash alike (a
+// site's few dozen names in 256 sets) all stay; a fifth replaces the ways in
+// turn.
 import { LOWER } from './chars';
 
-const SLOTS = 512;
+const SETS = 256;
+const WAYS = 4;
+/** Longer names are made each time (rare, and not worth a slot). */
+const MAX_NAME = 40;
 
-/** A direct-mapped cache of strings by their latin1 bytes; `lower`: the strings are the ASCII lower-case of the bytes. */
+/** A cache of strings by their latin1 bytes; `lower`: the strings are the ASCII lower-case of the bytes. */
 export class NameCache {
-  private readonly strings: string[] = new Array<string>(SLOTS).fill('');
+  // Way w of set s is entry WAYS * s + w: its string and its bytes (lower-cased when `lower`).
+  private readonly strings: string[] = new Array<string>(SETS * WAYS).fill('');
+  private readonly bytes: Uint8Array = new Uint8Array(SETS * WAYS * MAX_NAME);
+  /** Per set: the way the next miss replaces. */
+  private readonly victim = new Uint8Array(SETS);
+
   constructor(private readonly lower: boolean) {}
 
   get(d: Buffer, s: number, e: number): string {
     const n = e - s;
     if (n === 0) return '';
-    if (n > 40) return this.make(d, s, e);
+    if (n > MAX_NAME) return this.make(d, s, e);
     const low = LOWER;
-    const slot = (n * 31 + low[d[s]] * 7 + low[d[e - 1]] * 3 + low[d[s + (n >> 1)]]) & (SLOTS - 1);
-    const cached = this.strings[slot];
-    if (cached.length === n) {
-      let i = 0;
-      if (this.lower) while (i < n && low[d[s + i]] === cached.charCodeAt(i)) i++;
-      else while (i < n && d[s + i] === cached.charCodeAt(i)) i++;
-      if (i === n) return cached;
+    const set = (n * 7 + low[d[s]] * 31 + low[d[s + 1 < e ? s + 1 : s]] * 3 + low[d[e - 1]] * 5 + low[d[s + (n >> 1)]]) & (SETS - 1);
+    for (let way = 0; way < WAYS; way++) {
+      const entry = set * WAYS + way;
+      const cached = this.strings[entry];
+      if (cached.length === n && this.same(d, s, n, entry * MAX_NAME)) return cached;
     }
+    const way = this.victim[set];
+    this.victim[set] = (way + 1) & (WAYS - 1);
+    const entry = set * WAYS + way;
     const made = this.make(d, s, e);
-    this.strings[slot] = made;
+    this.strings[entry] = made;
+    const at = entry * MAX_NAME;
+    for (let i = 0; i < n; i++) this.bytes[at + i] = this.lower ? low[d[s + i]] : d[s + i];
     return made;
+  }
+
+  private same(d: Buffer, s: number, n: number, at: number): boolean {
+    const b = this.bytes;
+    if (this.lower) {
+      const low = LOWER;
+      for (let i = 0; i < n; i++) if (low[d[s + i]] !== b[at + i]) return false;
+    } else {
+      for (let i = 0; i < n; i++) if (d[s + i] !== b[at + i]) return false;
+    }
+    return true;
   }
 
   private make(d: Buffer, s: number, e: number): string {
