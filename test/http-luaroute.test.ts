@@ -1,7 +1,7 @@
 // LuaRoute: the config's route(req) run in a state of its own, as a worker does.
 import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
-import { LuaRoute, ROUTE_INSTRUCTION_LIMIT, type RouteRequest } from '../src/http/luaroute';
+import { LuaRoute, ROUTE_INSTRUCTION_LIMIT, ROUTE_REP_LIMIT, type RouteRequest } from '../src/http/luaroute';
 import { tempFile } from './helpers';
 
 const HEAD = 'listenPort = "0" mode = "http"\nbackends = { web = { "127.0.0.1:9001" }, api = { "127.0.0.1:9100" } }\nbackend = "web"\n';
@@ -108,6 +108,14 @@ for (const [what, body] of [
     t.is(r.call(request('/ok')), 'web');
   });
 }
+
+test('string.rep in a route makes at most ROUTE_REP_LIMIT bytes: over it, an error at once (one instruction could otherwise build a gigabyte)', (t) => {
+  const r = load(t, `if req.path == "/big" then return string.rep("x", 1e9) end if req.path == "/method" then return ("ab"):rep(1e8) end if req.path == "/sep" then return ("a"):rep(${ROUTE_REP_LIMIT}, ",") end return #string.rep("ab", 3, "-") == 8 and #("x"):rep(${ROUTE_REP_LIMIT}) == ${ROUTE_REP_LIMIT} and "web" or 500`);
+  t.throws(() => r.call(request('/big')), { message: `string.rep: a result of 1000000000 bytes, over the ${ROUTE_REP_LIMIT} a route() may make` });
+  t.throws(() => r.call(request('/method')), { message: /^string\.rep: a result of 200000000 bytes/ });
+  t.throws(() => r.call(request('/sep')), { message: new RegExp(`^string\\.rep: a result of ${2 * ROUTE_REP_LIMIT - 1} bytes`) });
+  t.is(r.call(request('/')), 'web');
+});
 
 test('a route that runs many instructions, below the limit, finishes', (t) => {
   const r = load(t, `local n = 0 for i = 1, ${Math.floor(ROUTE_INSTRUCTION_LIMIT / 10)} do n = n + i end return n > 0 and 200 or 500`);

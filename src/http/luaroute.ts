@@ -8,7 +8,7 @@
 // Lua string only when the route reads it, and `req.headers` looks a
 // name up in the parsed head only when asked (most routes read one header or
 // none), so a call costs what the route reads.
-import { lua, to_luastring } from 'fengari';
+import { lauxlib, lua, to_luastring } from 'fengari';
 import { didYouMean, runConfigFile } from '../config';
 
 /** What route(req) sees of a request (RequestHead has all of it but `remote`). */
@@ -31,6 +31,12 @@ export interface RouteRequest {
 export const ROUTE_INSTRUCTION_LIMIT = 100_000;
 /** The hook runs every STEP instructions (any thread: coroutines share the budget). */
 const STEP = 1000;
+/**
+ * The most string.rep may make in a route: one call is one instruction to
+ * the hook, whatever it builds (string.rep("x", 1e9) would hold the worker
+ * for a second and a gigabyte).
+ */
+export const ROUTE_REP_LIMIT = 1 << 20;
 
 type State = object;
 // The parts of fengari's API used here beyond types/fengari.d.ts.
@@ -57,6 +63,12 @@ const api = lua as typeof lua & {
   lua_touserdata(L: State, idx: number): unknown;
   lua_atnativeerror(L: State, fn: (L: State) => number): void;
   lua_error(L: State): never;
+  lua_call(L: State, nargs: number, nresults: number): void;
+};
+const aux = lauxlib as typeof lauxlib & {
+  luaL_checklstring(L: State, idx: number): Uint8Array;
+  luaL_checkinteger(L: State, idx: number): number;
+  luaL_optlstring(L: State, idx: number, def: Uint8Array): Uint8Array;
 };
 
 // Stack slots held between calls.
@@ -172,6 +184,7 @@ export class LuaRoute {
     api.lua_pushliteral(L, 'headers');
     api.lua_insert(L, HEADERS_KEY);
     if (lua.lua_gettop(L) !== TOP) throw new Error('LuaRoute: unexpected stack');
+    boundStringRep(L);
   }
 
   /** req.method, req.path, ...: the field's value as a Lua string, made now. */
@@ -284,6 +297,28 @@ export class LuaRoute {
     }
     throw new Error(`route() returned ${type === lua.LUA_TBOOLEAN ? String(lua.lua_toboolean(L, -1)) : `a ${typeNames[type] ?? 'value'}`}: it must return a pool name, a status (100-599) or nil`);
   }
+}
+
+/** string.rep (and ("x"):rep, the same function) refuses a result over ROUTE_REP_LIMIT bytes with a Lua error. */
+function boundStringRep(L: State): void {
+  if (lua.lua_getglobal(L, to_luastring('string')) === lua.LUA_TTABLE && lua.lua_getfield(L, -1, to_luastring('rep')) === lua.LUA_TFUNCTION) {
+    api.lua_pushcclosure(L, (L2) => {
+      const bytes = aux.luaL_checklstring(L2, 1).length;
+      const n = aux.luaL_checkinteger(L2, 2);
+      const sep = aux.luaL_optlstring(L2, 3, new Uint8Array(0)).length;
+      const total = n <= 0 ? 0 : bytes * n + sep * (n - 1);
+      if (total > ROUTE_REP_LIMIT) {
+        api.lua_pushliteral(L2, `string.rep: a result of ${total} bytes, over the ${ROUTE_REP_LIMIT} a route() may make`);
+        return api.lua_error(L2);
+      }
+      api.lua_pushvalue(L2, api.lua_upvalueindex(1));
+      api.lua_insert(L2, 1);
+      api.lua_call(L2, lua.lua_gettop(L2) - 1, 1);
+      return 1;
+    }, 1);
+    api.lua_setfield(L, -2, to_luastring('rep'));
+  }
+  api.lua_settop(L, TOP);
 }
 
 const typeNames: Record<number, string> = {
