@@ -42,15 +42,21 @@ export function toSockaddr(address: string, port: number): Buffer {
 
 /** Parse a sockaddr filled in by the kernel (accept, getsockname, getpeername). */
 export function fromSockaddr(sa: Buffer): SocketAddress {
+  const address = addressText(sa);
+  if (address === null) throw new Error(`unknown address family ${sa.readUInt16LE(0)}`);
+  return { family: address.includes(':') ? 6 : 4, address, port: sa.readUInt16BE(2) };
+}
+
+/**
+ * The IP address of a sockaddr as text ("192.0.2.7", "2001:db8::1"), or null
+ * when it is not IP. A v4 client on a dual-stack listener shows up as
+ * ::ffff:a.b.c.d, and is given as a.b.c.d.
+ */
+export function addressText(sa: Buffer): string | null {
   const family = sa.readUInt16LE(0);
-  const port = sa.readUInt16BE(2);
-  if (family === AF_INET) return { family: 4, address: dotted(sa, 4), port };
-  if (family === AF_INET6) {
-    // A v4 client on a dual-stack listener shows up as ::ffff:a.b.c.d.
-    if (isV4Mapped(sa)) return { family: 4, address: dotted(sa, 20), port };
-    return { family: 6, address: inet_ntop(AF_INET6, sa.subarray(8, 24), ntopText) ?? '?', port };
-  }
-  throw new Error(`unknown address family ${family}`);
+  if (family === AF_INET) return dotted(sa, 4);
+  if (family === AF_INET6) return isV4Mapped(sa) ? dotted(sa, 20) : inet_ntop(AF_INET6, sa.subarray(8, 24), ntopText) ?? '?';
+  return null;
 }
 
 const ntopText = Buffer.alloc(64);

@@ -12,6 +12,8 @@
 import type { Reactor } from './reactor';
 
 export interface Pairing {
+  /** The listener that accepted it, while it holds a place under maxConnections (set by the worker). */
+  acceptedBy: { released(): void } | null;
   /** reactor.now when a byte last moved, read or written, on either side. */
   lastActive(): number;
   /** Ask the kernel whether bytes written earlier are still leaving (moves lastActive if so). */

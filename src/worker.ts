@@ -295,8 +295,6 @@ class WorkerState {
   readonly reactor: Reactor;
   readonly errors: LimitedLog;
   readonly limit: ConnectionLimit;
-  /** The listener that accepted each pairing, to release its place under maxConnections. */
-  readonly acceptedBy = new Map<Pairing, Listener>();
   readonly listenerStats = new Map<string, ListenerStats>();
   /** The current generation, then older ones whose pairings are still open. */
   current!: Generation;
@@ -356,16 +354,16 @@ class WorkerState {
       entry.listener.released(); // never became a pairing: it must not hold a place under the limit
       throw error;
     }
-    this.acceptedBy.set(pairing, entry.listener);
+    pairing.acceptedBy = entry.listener;
     if (pairing instanceof Proxy) pairing.start();
   }
 
   releasedPairing(pairing: Pairing): void {
-    const listener = this.acceptedBy.get(pairing);
-    if (listener === undefined) return;
-    this.acceptedBy.delete(pairing);
-    listener.released();
+    const listener = pairing.acceptedBy;
+    pairing.acceptedBy = null;
+    listener?.released();
   }
+
 
   get open(): number {
     let n = this.current.pairings.size;

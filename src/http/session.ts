@@ -24,10 +24,10 @@
 import type { Member } from '../balancer/member';
 import { DEFAULT_POOL, type Pool } from '../balancer/pool';
 import { Connection, type ConnectionOwner } from '../connection';
-import { copySockaddr } from '../../ffi/sockaddr';
+import { addressText, copySockaddr } from '../../ffi/sockaddr';
 import { describePeer } from '../netutils';
 import type { Pairing } from '../pairings';
-import { addressOf, clientName, openBackend, type ProxyContext } from '../proxy';
+import { clientName, openBackend, type ProxyContext } from '../proxy';
 import { isHeaderError, NEED_MORE as HEADER_NEED_MORE, ProxyHeaderParser } from '../proxyprotocol/parse';
 import { proxyHeader, type ProxyVersion } from '../proxyprotocol/write';
 import { localSockaddr } from '../netutils';
@@ -125,6 +125,7 @@ const freeResponses: ResponseHead[] = [];
 const FREE_MAX = 256;
 
 export class HttpSession implements ConnectionOwner, Pairing {
+  acceptedBy: { released(): void } | null = null;
   readonly client: Connection;
   private upstream: Connection | null = null;
   private member: Member | null = null;
@@ -470,8 +471,8 @@ export class HttpSession implements ConnectionOwner, Pairing {
   /** The client as forwarded headers say it (made once per connection). */
   private clientFacts(): ClientFacts {
     if (this.facts === null) {
-      const a = this.clientSockaddr === null ? null : addressOf(this.clientSockaddr);
-      this.facts = { ip: a === null ? 'unknown' : a.address, trusted: this.ctx.trusted(this.clientSockaddr), xForwarded: this.ctx.xForwarded };
+      const ip = this.clientSockaddr === null ? null : addressText(this.clientSockaddr);
+      this.facts = { ip: ip ?? 'unknown', trusted: this.ctx.trusted(this.clientSockaddr), xForwarded: this.ctx.xForwarded };
     }
     return this.facts;
   }
