@@ -3,6 +3,10 @@
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, Head, HeadLimits } from './head';
 import { REQUEST_LINE, SP, TARGET, TCHAR, equalsIgnoreCase } from './chars';
 import { validAuthority } from './host';
+import { NameCache } from './names';
+
+/** Hosts, lower-cased, by their bytes. */
+const HOSTS = new NameCache(true, 64);
 
 export { NEED_MORE, DONE, BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE, DEFAULT_LIMITS } from './head';
 export type { HeadLimits } from './head';
@@ -238,7 +242,7 @@ export class RequestHead extends Head {
    * there is none (an HTTP/1.0 request without Host, or an empty Host).
    */
   get host(): string {
-    return (this.hostText ??= this.hostStart < 0 ? '' : this.text(this.hostStart, this.hostEnd).toLowerCase());
+    return (this.hostText ??= this.hostStart < 0 ? '' : HOSTS.get(this.d as Buffer, this.hostStart, this.hostEnd));
   }
 
   /** Offsets of the target in `bytes`. */
