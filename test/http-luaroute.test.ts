@@ -54,6 +54,12 @@ test('req.headers looks a name up only when asked, in any case, nil when absent'
   t.is(r.call(request('/')), 404);
 });
 
+test('req.headers by several names in turn, in any case, and names made at run time: each gets its own field', (t) => {
+  const r = load(t, 'local h = req.headers return table.concat({ h["x-a"] or "-", h["X-B"] or "-", h["x-a"] or "-", h["X-A"] or "-", h["x-" .. "b"] or "-", h[string.upper("x-c")] or "-" }, ",")');
+  t.is(r.call(request('/', [['x-a', '1'], ['x-b', '2']])), '1,2,1,1,2,-');
+  t.is(r.call(request('/', [['x-b', '3'], ['X-C', '4']])), '-,3,-,-,3,4');
+});
+
 test('pairs(req.headers) gives every field line in order; the table is read-only', (t) => {
   const r = load(t, 'if req.path == "/set" then req.headers["x-a"] = "b" end local out = {} for k, v in pairs(req.headers) do out[#out + 1] = k .. "=" .. v end return table.concat(out, ",")');
   t.is(r.call(request('/', [['host', 'a.test'], ['accept', '*/*'], ['x-a', '1']])), 'host=a.test,accept=*/*,x-a=1');

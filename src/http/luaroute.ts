@@ -8,7 +8,7 @@
 // Lua string only when the route reads it, and `req.headers` looks a
 // name up in the parsed head only when asked (most routes read one header or
 // none), so a call costs what the route reads.
-import { lauxlib, lua, to_luastring } from 'fengari';
+import { lauxlib, lua, to_jsstring, to_luastring } from 'fengari';
 import { didYouMean, runConfigFile } from '../config';
 
 /** What route(req) sees of a request (RequestHead has all of it but `remote`). */
@@ -64,6 +64,7 @@ const api = lua as typeof lua & {
   lua_atnativeerror(L: State, fn: (L: State) => number): void;
   lua_error(L: State): never;
   lua_call(L: State, nargs: number, nresults: number): void;
+  lua_tostring(L: State, idx: number): Uint8Array;
 };
 const aux = lauxlib as typeof lauxlib & {
   luaL_checklstring(L: State, idx: number): Uint8Array;
@@ -102,6 +103,9 @@ function isUpper(s: string): boolean {
 
 export class LuaRoute {
   private current: RouteRequest | null = null;
+  /** The last name looked up in req.headers: its Lua bytes and its lower-case text. */
+  private lastKeyBytes: Uint8Array | null = null;
+  private lastKey = '';
   private used = 0;
   private expired = false;
   private readonly hook: (L: State) => void;
@@ -212,8 +216,15 @@ export class LuaRoute {
       lua.lua_pushnil(L);
       return 1;
     }
-    const name = lua.lua_tojsstring(L, 2);
-    const value = req.header(isUpper(name) ? name.toLowerCase() : name);
+    // A route reads the same few names on every call, and Lua keeps one copy
+    // of each short string: the same bytes object comes back, decoded once.
+    const bytes = api.lua_tostring(L, 2);
+    if (bytes !== this.lastKeyBytes) {
+      const name = to_jsstring(bytes);
+      this.lastKeyBytes = bytes;
+      this.lastKey = isUpper(name) ? name.toLowerCase() : name;
+    }
+    const value = req.header(this.lastKey);
     if (value === null) lua.lua_pushnil(L);
     else api.lua_pushliteral(L, value);
     return 1;
