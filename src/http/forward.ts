@@ -15,7 +15,7 @@
 import { copyBytes } from './chars';
 import type { RequestHead } from './request';
 import type { ResponseHead } from './response';
-import type { Head } from './head';
+import { FieldKind, type Head } from './head';
 
 let scratch = Buffer.allocUnsafe(16 * 1024);
 
@@ -42,14 +42,23 @@ export function appendToHead(data: Buffer, s: number, e: number, at: number): nu
 }
 
 /**
- * Fields that never cross a proxy (Upgrade is decided by the caller), and
- * those the Connection field names (RFC 9110 §7.6.1): the options close and
- * keep-alive by name, any other by a look through the Connection field,
- * only when it lists one.
+ * Fields that never cross a proxy (Upgrade is decided by the caller): those
+ * RFC 9110 §7.6.1 names, known by their kind from the parse, and any the
+ * Connection field lists (close and keep-alive by kind; other names by a
+ * look through the Connection field, only when it lists one).
  */
-function hopByHop(h: Head, k: number): boolean {
-  return h.nameIs(k, 'connection') || h.nameIs(k, 'keep-alive') || h.nameIs(k, 'proxy-connection') || h.nameIs(k, 'te') ||
-    (h.connectionClose && h.nameIs(k, 'close')) || (h.connectionListsOthers && h.listedInConnection(k));
+function hopByHop(h: Head, k: number, kind: FieldKind): boolean {
+  switch (kind) {
+    case FieldKind.Connection:
+    case FieldKind.KeepAlive:
+    case FieldKind.ProxyConnection:
+    case FieldKind.TE:
+      return true;
+    case FieldKind.Close:
+      return h.connectionClose;
+    default:
+      return h.connectionListsOthers && h.listedInConnection(k);
+  }
 }
 
 /**
@@ -120,18 +129,21 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
   let keepProto = false;
   let keepHost = false;
   for (let k = 0; k < req.headerCount; k++) {
-    let pass = true;
-    if (req.nameIs(k, 'upgrade')) {
+    const kind = req.kindOf(k);
+    let pass: boolean;
+    if (kind === FieldKind.Upgrade) {
       pass = req.upgrade;
-    } else if (hopByHop(req, k)) {
+    } else if (hopByHop(req, k, kind)) {
       pass = false;
-    } else if (req.nameIs(k, 'x-forwarded-for')) {
+    } else if (kind === FieldKind.XForwardedFor) {
       if (client.trusted && forwardedFor < 0) forwardedFor = k;
       pass = false; // rewritten below, as one line
-    } else if (client.xForwarded && req.nameIs(k, 'x-forwarded-proto')) {
+    } else if (client.xForwarded && kind === FieldKind.XForwardedProto) {
       pass = keepProto = client.trusted;
-    } else if (client.xForwarded && req.nameIs(k, 'x-forwarded-host')) {
+    } else if (client.xForwarded && kind === FieldKind.XForwardedHost) {
       pass = keepHost = client.trusted;
+    } else {
+      pass = true;
     }
     if (pass) at = runs.keep(req, k, at);
   }
@@ -139,7 +151,7 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
   // One X-Forwarded-For line: the trusted proxies' list, then this client.
   at = put(XFF, at);
   if (forwardedFor >= 0) {
-    for (let k = forwardedFor; k >= 0; k = req.indexOf('x-forwarded-for', k + 1)) {
+    for (let k = forwardedFor; k >= 0; k = req.firstOfKind(FieldKind.XForwardedFor, k + 1)) {
       at = copyBytes(d, req.valueOffset(k), req.fieldEnd(k), scratch, at);
       at = put(COMMA, at);
     }
@@ -148,7 +160,7 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
   at = put(CRLF, at);
   if (client.xForwarded) {
     if (!keepProto) at = put(XF_PROTO, at);
-    const host = req.indexOf('host');
+    const host = req.firstOfKind(FieldKind.Host);
     if (!keepHost && host >= 0) {
       at = put(XF_HOST, at);
       at = copyBytes(d, req.valueOffset(host), req.fieldEnd(host), scratch, at);
@@ -179,8 +191,9 @@ export function responseHead(res: ResponseHead, close: boolean, clientVersion: n
   if (lineEnd > 13) at = copyBytes(d, 13, lineEnd, scratch, at);
   at = put(CRLF, at);
   for (let k = 0; k < res.headerCount; k++) {
-    if (hopByHop(res, k) || res.nameIs(k, 'upgrade')) continue;
-    if (dechunk && res.nameIs(k, 'transfer-encoding')) continue;
+    const kind = res.kindOf(k);
+    if (kind === FieldKind.Upgrade || hopByHop(res, k, kind)) continue;
+    if (dechunk && kind === FieldKind.TransferEncoding) continue;
     at = runs.keep(res, k, at);
   }
   at = runs.flush(res, at);

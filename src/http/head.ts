@@ -43,13 +43,32 @@ export const BODY_UNTIL_CLOSE = 3;
 
 const enum State { Leading, LeadingLF, FirstLine, FirstLineLF, NameStart, Name, ValueOws, Value, FieldLF, EndLF, Done, Failed }
 
-// Field names the parser acts on, recognised by length and first byte before a full compare.
+// Field names the parser acts on or a proxy looks for, recognised by length
+// and first byte before a full compare, and kept per field (Head.kindOf): the
+// forwarding code then tells a hop-by-hop field from the rest with one load.
 const F_HOST = 1;
 const F_CONTENT_LENGTH = 2;
 const F_TRANSFER_ENCODING = 3;
 const F_CONNECTION = 4;
 const F_EXPECT = 5;
 const F_UPGRADE = 6;
+/** Field kinds for forwarding (RFC 9110 §7.6.1: hop-by-hop fields; the X-Forwarded-* family). */
+export const enum FieldKind {
+  Other = 0,
+  Host = F_HOST,
+  ContentLength = F_CONTENT_LENGTH,
+  TransferEncoding = F_TRANSFER_ENCODING,
+  Connection = F_CONNECTION,
+  Expect = F_EXPECT,
+  Upgrade = F_UPGRADE,
+  KeepAlive = 7,
+  ProxyConnection = 8,
+  TE = 9,
+  Close = 10,
+  XForwardedFor = 11,
+  XForwardedProto = 12,
+  XForwardedHost = 13,
+}
 
 const COMMA = 0x2c;
 const SEMI = 0x3b;
@@ -112,6 +131,8 @@ export abstract class Head {
   private headText: string | null = null;
   /** 4 per field line: name start, name end, value start, value end (OWS trimmed). Grows up to the limit. */
   protected fields: Int32Array;
+  /** The FieldKind of each field line. */
+  private kinds: Uint8Array;
   protected count = 0;
 
   protected hostCount = 0;
@@ -143,6 +164,7 @@ export abstract class Head {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
     this.maxHead = this.limits.requestLine + this.limits.headerBytes + 3;
     this.fields = new Int32Array(Math.min(this.limits.headers, 16) * 4);
+    this.kinds = new Uint8Array(this.fields.length / 4);
   }
 
   /** Ready for the next head; keeps the buffer. */
@@ -391,6 +413,9 @@ export abstract class Head {
     const next = new Int32Array(Math.min(this.fields.length * 2, this.limits.headers * 4));
     next.set(this.fields);
     this.fields = next;
+    const kinds = new Uint8Array(next.length / 4);
+    kinds.set(this.kinds);
+    this.kinds = kinds;
   }
 
   /** Bytes allowed in the first line before its CR. */
@@ -406,15 +431,37 @@ export abstract class Head {
     let id = 0;
     const first = LOWER[d[ns]];
     switch (ne - ns) {
+      case 2: if (first === 0x74 && equalsIgnoreCase(d, ns, ne, 'te')) id = FieldKind.TE; break;
       case 4: if (first === 0x68 && equalsIgnoreCase(d, ns, ne, 'host')) id = F_HOST; break;
+      case 5: if (first === 0x63 && equalsIgnoreCase(d, ns, ne, 'close')) id = FieldKind.Close; break;
       case 6: if (first === 0x65 && equalsIgnoreCase(d, ns, ne, 'expect')) id = F_EXPECT; break;
       case 7: if (first === 0x75 && equalsIgnoreCase(d, ns, ne, 'upgrade')) id = F_UPGRADE; break;
-      case 10: if (first === 0x63 && equalsIgnoreCase(d, ns, ne, 'connection')) id = F_CONNECTION; break;
+      case 10:
+        if (first === 0x63) { if (equalsIgnoreCase(d, ns, ne, 'connection')) id = F_CONNECTION; }
+        else if (first === 0x6b && equalsIgnoreCase(d, ns, ne, 'keep-alive')) id = FieldKind.KeepAlive;
+        break;
       case 14: if (first === 0x63 && equalsIgnoreCase(d, ns, ne, 'content-length')) id = F_CONTENT_LENGTH; break;
-      case 17: if (first === 0x74 && equalsIgnoreCase(d, ns, ne, 'transfer-encoding')) id = F_TRANSFER_ENCODING; break;
+      case 15: if (first === 0x78 && equalsIgnoreCase(d, ns, ne, 'x-forwarded-for')) id = FieldKind.XForwardedFor; break;
+      case 16:
+        if (first === 0x70) { if (equalsIgnoreCase(d, ns, ne, 'proxy-connection')) id = FieldKind.ProxyConnection; }
+        else if (first === 0x78 && equalsIgnoreCase(d, ns, ne, 'x-forwarded-host')) id = FieldKind.XForwardedHost;
+        break;
+      case 17:
+        if (first === 0x74) { if (equalsIgnoreCase(d, ns, ne, 'transfer-encoding')) id = F_TRANSFER_ENCODING; }
+        else if (first === 0x78 && equalsIgnoreCase(d, ns, ne, 'x-forwarded-proto')) id = FieldKind.XForwardedProto;
+        break;
     }
+    this.kinds[k] = id;
     switch (id) {
-      case 0: return 0;
+      case 0:
+      case FieldKind.TE:
+      case FieldKind.Close:
+      case FieldKind.KeepAlive:
+      case FieldKind.ProxyConnection:
+      case FieldKind.XForwardedFor:
+      case FieldKind.XForwardedProto:
+      case FieldKind.XForwardedHost:
+        return 0;
       case F_HOST:
         if (this.hostCount++ === 0) this.hostField = k;
         return 0;
@@ -580,6 +627,18 @@ export abstract class Head {
    */
   lineEndOf(k: number): number {
     return k + 1 < this.count ? this.fields[(k + 1) * 4] : this.headLength - 2;
+  }
+
+  /** What field k is, for forwarding (FieldKind.Other for most). */
+  kindOf(k: number): FieldKind {
+    return this.kinds[k];
+  }
+
+  /** Index of the first field of `kind` from `from`; -1 when none. */
+  firstOfKind(kind: FieldKind, from = 0): number {
+    const kinds = this.kinds;
+    for (let k = from; k < this.count; k++) if (kinds[k] === kind) return k;
+    return -1;
   }
 
   /** Where field k's value starts in `bytes`. */
