@@ -55,21 +55,21 @@ export function fromSockaddr(sa: Buffer): SocketAddress {
 export function addressText(sa: Buffer): string | null {
   const family = sa.readUInt16LE(0);
   if (family === AF_INET) return dotted(sa, 4);
-  if (family === AF_INET6) return isV4Mapped(sa) ? dotted(sa, 20) : inet_ntop(AF_INET6, sa.subarray(8, 24), ntopText) ?? '?';
+  if (family === AF_INET6) return isV4Mapped(sa, 8) ? dotted(sa, 20) : inet_ntop(AF_INET6, sa.subarray(8, 24), ntopText) ?? '?';
   return null;
 }
 
 const ntopText = Buffer.alloc(64);
 
 /** a.b.c.d from the 4 bytes at `at`: made here, as every accepted IPv4 client needs it (no libc call, no sprintf). */
-function dotted(b: Buffer, at: number): string {
+export function dotted(b: Buffer, at: number): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
-/** sin6_addr is ::ffff:0:0/96 (bytes 8-17 zero, 18-19 0xff). */
-function isV4Mapped(sa: Buffer): boolean {
-  for (let i = 8; i < 18; i++) if (sa[i] !== 0) return false;
-  return sa[18] === 0xff && sa[19] === 0xff;
+/** The 16-byte IPv6 address at `at` is in ::ffff:0:0/96 (10 zero bytes, then 0xff 0xff): an IPv4 one, mapped. */
+export function isV4Mapped(b: Buffer, at: number): boolean {
+  for (let i = at; i < at + 10; i++) if (b[i] !== 0) return false;
+  return b[at + 10] === 0xff && b[at + 11] === 0xff;
 }
 
 /** A copy of the sockaddr accept() filled in (the listener reads the next one into the same buffer). */

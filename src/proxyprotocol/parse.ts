@@ -13,7 +13,7 @@
 //       health check) and unknown families carry no client address: the
 //       connection's own one applies.
 import { isIPv4 } from 'node:net';
-import { formatHostPort, sockaddrFromBytes, toSockaddr } from '../../ffi/sockaddr';
+import { dotted, formatHostPort, isV4Mapped, sockaddrFromBytes, toSockaddr } from '../../ffi/sockaddr';
 
 export const V1_MAX_LENGTH = 107;
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -182,21 +182,12 @@ function address(bytes: Buffer, port: number): ProxyAddress {
   let family: 4 | 6 = 4;
   let text: string;
   if (bytes.length === 4) text = dotted(bytes, 0);
-  else if (isV4Mapped(bytes)) text = dotted(bytes, 12);
+  else if (isV4Mapped(bytes, 0)) text = dotted(bytes, 12);
   else {
     family = 6;
     text = formatV6(bytes);
   }
   return { family, address: text, port, sockaddr, text: formatHostPort(text, port) };
-}
-
-function dotted(b: Buffer, at: number): string {
-  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-}
-
-function isV4Mapped(b: Buffer): boolean {
-  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
-  return b[10] === 0xff && b[11] === 0xff;
 }
 
 /** RFC 5952's form, as glibc's inet_ntop writes it: lower case, the longest run of two or more zero groups (the first of equals) as "::". */
