@@ -599,17 +599,6 @@ export abstract class Head {
     return this.text(this.fields[k * 4 + 2], this.fields[k * 4 + 3]);
   }
 
-  /** Offsets of field k in `bytes`: [nameStart, nameEnd, valueStart, valueEnd]. */
-  headerOffsets(k: number): [number, number, number, number] {
-    const f = this.fields;
-    return [f[k * 4], f[k * 4 + 1], f[k * 4 + 2], f[k * 4 + 3]];
-  }
-
-  /** True when field k's name is `lowerName` (lower-case), in any case; allocates nothing. */
-  nameIs(k: number, lowerName: string): boolean {
-    return equalsIgnoreCase(this.d, this.fields[k * 4], this.fields[k * 4 + 1], lowerName);
-  }
-
   /** Where field k's line starts in `bytes` (its name). */
   fieldStart(k: number): number {
     return this.fields[k * 4];
