@@ -12,6 +12,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { DONE, RequestHead } from '../src/http/request';
 import { CHUNKED_NEED_MORE, ChunkedBody } from '../src/http/chunked';
 import { CORPUS, SMALL } from '../test/http-corpus';
+import { bestRates } from './bench/bestrate';
 
 const ROUND_MS = Number(process.env.ROUND_MS ?? 500);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -25,22 +26,7 @@ interface Result { headsPerSec: number; mbPerSec: number }
  */
 function measure(heads: Buffer[], variants: (() => void)[]): Result[] {
   const bytes = heads.reduce((n, b) => n + b.length, 0);
-  const best = variants.map(() => 0);
-  for (const parseAll of variants) for (let i = 0; i < 2000; i++) parseAll(); // warm-up: let the JIT settle
-  for (let round = 0; round < ROUNDS; round++) {
-    variants.forEach((parseAll, v) => {
-      let passes = 0;
-      const start = process.hrtime.bigint();
-      const until = start + BigInt(ROUND_MS) * 1_000_000n;
-      let now = start;
-      while (now < until) {
-        for (let k = 0; k < 100; k++) parseAll();
-        passes += 100;
-        now = process.hrtime.bigint();
-      }
-      best[v] = Math.max(best[v], passes / (Number(now - start) / 1e9));
-    });
-  }
+  const best = bestRates(variants, { rounds: ROUNDS, roundMs: ROUND_MS, warmup: 2000, batch: 100 });
   return best.map((rate) => ({ headsPerSec: rate * heads.length, mbPerSec: (rate * bytes) / 1e6 }));
 }
 
@@ -151,19 +137,8 @@ function chunked(): void {
         if (r !== CHUNKED_NEED_MORE && r !== body.length) throw new Error(c.error);
       }
     };
-    for (let i = 0; i < 20; i++) once();
-    let best = 0;
-    for (let round = 0; round < ROUNDS; round++) {
-      let passes = 0;
-      const start = process.hrtime.bigint();
-      let now = start;
-      while (now - start < BigInt(ROUND_MS) * 1_000_000n) {
-        once();
-        passes++;
-        now = process.hrtime.bigint();
-      }
-      best = Math.max(best, (passes * body.length) / 1e6 / (Number(now - start) / 1e9));
-    }
+    const [passes] = bestRates([once], { rounds: ROUNDS, roundMs: ROUND_MS, warmup: 20, batch: 1 });
+    const best = (passes * body.length) / 1e6;
     console.log(`| ${size} bytes each | ${Math.round(best).toLocaleString('en-US')} |`);
   }
 }

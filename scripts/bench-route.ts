@@ -18,6 +18,7 @@ import { DONE, RequestHead } from '../src/http/request';
 import { LuaRoute, ROUTE_INSTRUCTION_LIMIT, type RouteRequest } from '../src/http/luaroute';
 import { Router } from '../src/http/router';
 import { CORPUS } from '../test/http-corpus';
+import { bestRates } from './bench/bestrate';
 
 const ROUND_MS = Number(process.env.ROUND_MS ?? 500);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -37,23 +38,7 @@ class HeadRequest implements RouteRequest {
 
 /** Calls per second of each variant: best round, rounds interleaved so a change in load hits all alike. */
 function measure(variants: (() => void)[]): number[] {
-  const best = variants.map(() => 0);
-  for (const v of variants) for (let i = 0; i < 20_000; i++) v(); // warm-up
-  for (let round = 0; round < ROUNDS; round++) {
-    variants.forEach((v, i) => {
-      let calls = 0;
-      const start = process.hrtime.bigint();
-      const until = start + BigInt(ROUND_MS) * 1_000_000n;
-      let now = start;
-      while (now < until) {
-        for (let k = 0; k < 1000; k++) v();
-        calls += 1000;
-        now = process.hrtime.bigint();
-      }
-      best[i] = Math.max(best[i], calls / (Number(now - start) / 1e9));
-    });
-  }
-  return best;
+  return bestRates(variants, { rounds: ROUNDS, roundMs: ROUND_MS, warmup: 20_000, batch: 1000 });
 }
 
 function configFile(dir: string, name: string, route: string): string {

@@ -127,26 +127,20 @@ function targetsTable(get: (s: string) => Row | undefined, p: Params, parser: Pa
   const add = (title: string, verdict: string): void => void lines.push(`| ${title} | ${verdict} |`);
   const missing = (name: string): string => `n/a (${labelOf(name)} not measured)`;
 
-  const atLeast = (series: Series, ref: string, unit: string): string => {
+  /** The subject's median against `ref`'s: PASS when it is at least (`higher`) or at most (lower) as much. */
+  const versus = (series: Series, ref: string, higher: boolean, fmt: (n: number) => string, unit: string): string => {
     const other = get(ref);
     if (!subject || series(subject).length === 0) return 'n/a (not measured)';
     if (!other || series(other).length === 0) return missing(ref);
     const a = median(series(subject));
     const b = median(series(other));
     const o = overlap(series(subject), series(other)) ? '; rounds overlap' : '';
-    return `${a >= b ? '**PASS**' : '**MISS**'}: ${fmtInt(a)} vs ${fmtInt(b)} ${unit} (${(a / b).toFixed(2)}×${o})`;
+    return `${(higher ? a >= b : a <= b) ? '**PASS**' : '**MISS**'}: ${fmt(a)} vs ${fmt(b)} ${unit} (${(a / b).toFixed(2)}×${o})`;
   };
-  const atMost = (series: Series, ref: string): string => {
-    const other = get(ref);
-    if (!subject || series(subject).length === 0) return 'n/a (not measured)';
-    if (!other || series(other).length === 0) return missing(ref);
-    const a = median(series(subject));
-    const b = median(series(other));
-    const o = overlap(series(subject), series(other)) ? '; rounds overlap' : '';
-    return `${a <= b ? '**PASS**' : '**MISS**'}: ${fmt1(a)} vs ${fmt1(b)} µs/req (${(a / b).toFixed(2)}×${o})`;
-  };
-  for (const ref of PEERS) add(`Keep-alive req/s ≥ ${labelOf(ref)}`, atLeast(kaRps, ref, 'req/s'));
-  for (const ref of PEERS) add(`1 req/conn req/s ≥ ${labelOf(ref)}`, atLeast(closeRps, ref, 'req/s'));
+  const atLeast = (series: Series, ref: string): string => versus(series, ref, true, fmtInt, 'req/s');
+  const atMost = (series: Series, ref: string): string => versus(series, ref, false, fmt1, 'µs/req');
+  for (const ref of PEERS) add(`Keep-alive req/s ≥ ${labelOf(ref)}`, atLeast(kaRps, ref));
+  for (const ref of PEERS) add(`1 req/conn req/s ≥ ${labelOf(ref)}`, atLeast(closeRps, ref));
   add(`CPU µs/request ≤ ${labelOf('nginx-http')}'s (keep-alive)`, atMost(kaCpu, 'nginx-http'));
   add(`CPU µs/request ≤ ${labelOf('nginx-http')}'s (1 req/conn)`, atMost(closeCpu, 'nginx-http'));
 

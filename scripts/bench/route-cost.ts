@@ -20,6 +20,7 @@ import { requestRouter } from '../../src/http/route';
 import { Router } from '../../src/http/router';
 import type { HttpSession } from '../../src/http/session';
 import { rspHttpConfig } from './setups/rsp-http';
+import { bestRates } from './bestrate';
 
 
 export interface RouteCost {
@@ -56,22 +57,8 @@ export function measureRouteCost(ROUNDS = Number(process.env.ROUNDS ?? 7), ROUND
   try {
     const kinds = ['bare', 'routes', 'lua'] as const;
     const fns = kinds.map((k) => variant(k, dir));
-    for (const fn of fns) for (let i = 0; i < 20_000; i++) fn(); // warm-up: let the JIT settle
-    const best = fns.map(() => Infinity);
-    for (let round = 0; round < ROUNDS; round++) {
-      fns.forEach((fn, v) => {
-        let n = 0;
-        const start = process.hrtime.bigint();
-        const until = start + BigInt(ROUND_MS) * 1_000_000n;
-        let now = start;
-        while (now < until) {
-          for (let k = 0; k < 1000; k++) fn();
-          n += 1000;
-          now = process.hrtime.bigint();
-        }
-        best[v] = Math.min(best[v], Number(now - start) / n);
-      });
-    }
+    // ns per request: the best round's rate, as a time.
+    const best = bestRates(fns, { rounds: ROUNDS, roundMs: ROUND_MS, warmup: 20_000, batch: 1000 }).map((rate) => 1e9 / rate);
     return { bare: best[0], routes: best[1], lua: best[2], rounds: ROUNDS, roundMs: ROUND_MS };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

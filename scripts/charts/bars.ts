@@ -47,6 +47,23 @@ function top(subtitle: string): number {
 }
 
 /** Horizontal bars, one per category, in the order given (top to bottom); a whisker where min/max are given. */
+/** Horizontal bars: the value axis along the bottom (up to `max`), the names down the left in `labelWidth` pixels. */
+function barAxes(axis: string, max: number | ((v: { max: number }) => number), names: string[], labelWidth: number): Pick<Option, 'xAxis' | 'yAxis'> {
+  return {
+    xAxis: {
+      type: 'value',
+      name: axis,
+      nameLocation: 'middle',
+      nameGap: 28,
+      nameTextStyle: AXIS_NAME,
+      axisLabel: AXIS_LABEL,
+      max,
+      splitLine: { lineStyle: { color: '#e6e6e6' } },
+    },
+    yAxis: { type: 'category', data: names, inverse: true, axisLabel: { ...AXIS_LABEL, width: labelWidth - 14, overflow: 'truncate' }, axisTick: { show: false } },
+  };
+}
+
 export function barChart(spec: BarChartSpec): Chart {
   const names = spec.bars.map((b) => b.name);
   const ends = spec.bars.map((b) => Math.max(b.value, b.max ?? b.value));
@@ -54,18 +71,8 @@ export function barChart(spec: BarChartSpec): Chart {
   const option: Option = {
     title: title(spec.title, spec.subtitle),
     grid: { left: spec.labelWidth ?? 170, right: 40, top: top(spec.subtitle) + (spec.reference ? 28 : 12), bottom: 46 },
-    xAxis: {
-      type: 'value',
-      name: spec.axis,
-      nameLocation: 'middle',
-      nameGap: 28,
-      nameTextStyle: AXIS_NAME,
-      axisLabel: AXIS_LABEL,
-      // Room after the longest bar for its text.
-      max: (v: { max: number }) => niceCeil(Math.max(v.max, limit) * 1.3),
-      splitLine: { lineStyle: { color: '#e6e6e6' } },
-    },
-    yAxis: { type: 'category', data: names, inverse: true, axisLabel: { ...AXIS_LABEL, width: (spec.labelWidth ?? 170) - 14, overflow: 'truncate' }, axisTick: { show: false } },
+    // Room after the longest bar for its text.
+    ...barAxes(spec.axis, (v: { max: number }) => niceCeil(Math.max(v.max, limit) * 1.3), names, spec.labelWidth ?? 170),
     series: [
       {
         type: 'bar',
@@ -141,17 +148,7 @@ export function stackedChart(spec: StackedSpec): Chart {
     title: title(spec.title, spec.subtitle),
     legend: { top: top(spec.subtitle), left: 12, textStyle: AXIS_LABEL, data: spec.parts.map((p) => p.name) },
     grid: { left: spec.labelWidth ?? 230, right: 40, top: top(spec.subtitle) + 40, bottom: 46 },
-    xAxis: {
-      type: 'value',
-      name: spec.axis,
-      nameLocation: 'middle',
-      nameGap: 28,
-      nameTextStyle: AXIS_NAME,
-      axisLabel: AXIS_LABEL,
-      max: spec.max ?? ((v: { max: number }) => niceCeil(v.max * 1.25)),
-      splitLine: { lineStyle: { color: '#e6e6e6' } },
-    },
-    yAxis: { type: 'category', data: spec.categories, inverse: true, axisLabel: { ...AXIS_LABEL, width: (spec.labelWidth ?? 230) - 14, overflow: 'truncate' }, axisTick: { show: false } },
+    ...barAxes(spec.axis, spec.max ?? ((v: { max: number }) => niceCeil(v.max * 1.25)), spec.categories, spec.labelWidth ?? 230),
     series: [
       ...spec.parts.map((p) => ({
         type: 'bar' as const,
