@@ -9,7 +9,8 @@
 // hands its callback (method, target, all names and values), which is the fair
 // comparison of work done. Best of several rounds of ~0.5 s each.
 import { PerformanceObserver } from 'node:perf_hooks';
-import { DONE, RequestHead } from '../src/http/request';
+import { DONE } from '../src/http/head';
+import { RequestHead } from '../src/http/request';
 import { CHUNKED_NEED_MORE, ChunkedBody } from '../src/http/chunked';
 import { CORPUS, SMALL } from '../test/http-corpus';
 import { bestRates } from './bench/bestrate';

@@ -14,7 +14,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DONE, RequestHead } from '../src/http/request';
+import { DONE } from '../src/http/head';
+import { RequestHead } from '../src/http/request';
 import { LuaRoute, ROUTE_INSTRUCTION_LIMIT, type RouteRequest } from '../src/http/luaroute';
 import { Router } from '../src/http/router';
 import { CORPUS } from '../test/http-corpus';

@@ -7,7 +7,8 @@
 // - chunked bodies end at the same byte, with the same size, however split.
 import test from 'ava';
 import fc from 'fast-check';
-import { DONE, NEED_MORE, RequestHead } from '../src/http/request';
+import { DONE, NEED_MORE } from '../src/http/head';
+import { RequestHead } from '../src/http/request';
 import { ResponseHead } from '../src/http/response';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedBody } from '../src/http/chunked';
 import { serializeRequest } from '../src/http/serialize';

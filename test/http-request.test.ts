@@ -1,10 +1,8 @@
 // The request head parser, rule by rule (RFC 9112, RFC 9110): each case is a
 // head and the status it must get (DONE for accepted).
 import test from 'ava';
-import {
-  BODY_CHUNKED, BODY_LENGTH, BODY_NONE, DONE, NEED_MORE, RequestHead,
-  ABSOLUTE_FORM, ASTERISK_FORM, AUTHORITY_FORM, ORIGIN_FORM,
-} from '../src/http/request';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, DONE, NEED_MORE } from '../src/http/head';
+import { RequestHead, ABSOLUTE_FORM, ASTERISK_FORM, AUTHORITY_FORM, ORIGIN_FORM } from '../src/http/request';
 import { NameCache } from '../src/http/names';
 import { serializeRequest } from '../src/http/serialize';
 import { CORPUS } from './http-corpus';

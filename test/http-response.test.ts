@@ -1,7 +1,8 @@
 // The backend's response head and how its body is framed (RFC 9112 §4, §6.3).
 // Anything wrong is 502.
 import test from 'ava';
-import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, DONE, NEED_MORE, ResponseHead } from '../src/http/response';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, DONE, NEED_MORE } from '../src/http/head';
+import { ResponseHead } from '../src/http/response';
 import { serializeResponse } from '../src/http/serialize';
 
 function whole(text: string, head = false): ResponseHead {

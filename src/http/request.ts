@@ -8,7 +8,6 @@ import { NameCache } from './names';
 /** Hosts, lower-cased, by their bytes. */
 const HOSTS = new NameCache(true, 64);
 
-export { NEED_MORE, DONE, BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE, DEFAULT_LIMITS } from './head';
 export type { HeadLimits } from './head';
 
 /** request-target forms (RFC 9112 §3.2). */

@@ -5,8 +5,6 @@ import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, Head, HeadLimit
 import { SP, STATUS_LINE } from './chars';
 import { httpVersion } from './request';
 
-export { NEED_MORE, DONE, BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE } from './head';
-
 /** An incremental, strict parser of one response head at a time. */
 export class ResponseHead extends Head {
   protected readonly skipsEmptyLines = false;

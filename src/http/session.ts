@@ -35,7 +35,6 @@ import { trace } from '../trace';
 import { CHUNKED_ERROR, CHUNKED_NEED_MORE, ChunkedBody } from './chunked';
 import { errorResponse, reasonPhrase } from './errors';
 import { appendToHead, COALESCE_MAX, headBuffer, requestHead, responseHead, type ClientFacts } from './forward';
-// The constants from where they are defined: a re-export is a getter on the module object, which every use would call.
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, DONE, NEED_MORE, type HeadLimits } from './head';
 import { RequestHead } from './request';
 import { ResponseHead } from './response';
