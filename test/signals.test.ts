@@ -50,9 +50,16 @@ test('SIGUSR1 logs "Reopening log files." and opens no debugger: rsp listens on 
  * cannot leave loadfile() before the FIFO is closed), then the load finishes.
  * The wait is one instruction of a config far shorter than the 10,000
  * instructions between two checks of the config time limit, so it is not
- * taken for an endless loop however long it lasts.
+ * taken for an endless loop however long it lasts. The FIFO stays open until
+ * `acted` says rsp has answered the signal: a signal reaches Node's event loop
+ * through a pipe, and on a busy machine it can come after the load's own
+ * message, so without the wait the test would race the scheduler.
  */
-async function signalDuringLoad(t: ExecutionContext, signal: NodeJS.Signals, backendPort: number): Promise<{ rsp: ReturnType<typeof spawnProcess>; closed: Promise<number | null> }> {
+type Rsp = ReturnType<typeof spawnProcess>;
+async function signalDuringLoad(
+  t: ExecutionContext, signal: NodeJS.Signals, backendPort: number,
+  acted: (rsp: Rsp, closed: Promise<number | null>) => Promise<unknown> = async () => undefined,
+): Promise<{ rsp: Rsp; closed: Promise<number | null> }> {
   const file = tempFile(t, 'rsp.lua', '');
   const fifo = path.join(path.dirname(file), 'wait.fifo');
   execFileSync('mkfifo', [fifo]);
@@ -72,13 +79,15 @@ async function signalDuringLoad(t: ExecutionContext, signal: NodeJS.Signals, bac
     }
   }
   rsp.proc.kill(signal);
-  fs.closeSync(fd); // end of file: the config goes on
+  await acted(rsp, closed);
+  fs.closeSync(fd); // end of file: the config goes on (if rsp still runs)
   return { rsp, closed };
 }
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} while the config loads: one line, exit 0, nothing started`, async (t) => {
-    const { rsp, closed } = await signalDuringLoad(t, signal, 9);
+    // rsp exits with its config still waiting on the FIFO.
+    const { rsp, closed } = await signalDuringLoad(t, signal, 9, async (_, c) => c);
     t.is(await closed, 0, rsp.output());
     t.regex(rsp.output(), new RegExp(`^loading\\n\\[[^\\]]+\\] Stopped by ${signal} before start-up finished\\.\\n$`));
   });
@@ -96,7 +105,7 @@ test('SIGUSR2 while the config loads is ignored (nothing to count yet): rsp star
 
 test('SIGUSR1 while the config loads: logged, and rsp starts with no debugger port', async (t) => {
   const backend = await listen(t, net.createServer((s) => s.end('hi')));
-  const { rsp, closed } = await signalDuringLoad(t, 'SIGUSR1', backend);
+  const { rsp, closed } = await signalDuringLoad(t, 'SIGUSR1', backend, (r) => r.waitFor(/Reopening log files\.$/));
   const line = await rsp.waitFor(/Listening on port \d+/);
   const port = Number(/port (\d+)/.exec(line)![1]);
   t.regex(rsp.output(), /^loading\n\[[^\]]+\] Reopening log files\.\n\[[^\]]+\] Started\./);
