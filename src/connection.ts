@@ -566,6 +566,13 @@ export class Connection implements Handler {
       if (err === EAGAIN ? this.urgent : err !== EINTR) {
         if (this.atUrgentMark()) {
           if (trace.on) trace.line(2, 'splice stopped at the urgent mark: read() past it');
+          // The error splice() returned was the socket's, and is consumed:
+          // the reads past the mark end in a 0 that is this reset, not a FIN
+          // (its EPOLLERR may not have reached us yet).
+          if (n < 0 && err !== EAGAIN) {
+            this.errorSeen = true;
+            this.brokenCause = libc.errnoName(err);
+          }
           this.readSome();
           return;
         }

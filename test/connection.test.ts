@@ -1,10 +1,13 @@
-// Connection on its own, over a socketpair: queued writes, close after flush,
-// errors as closes.
+// Connection on its own, over a socketpair (or a TCP pair where TCP is the
+// point): queued writes, close after flush, errors as closes.
 import test from 'ava';
+import * as net from 'node:net';
 import * as libc from '../ffi/libc';
 import { Connection, type ConnectionOwner } from '../src/connection';
 import { Reactor } from '../src/reactor';
-import { patternBytes, sha256, socketPair } from './helpers';
+import { Splice } from '../src/splice';
+import { listen, once, patternBytes, sha256, socketPair, waitUntil } from './helpers';
+import { acknowledged, connectFd, sendUrgent } from './sockets';
 
 class Owner implements ConnectionOwner {
   closed: string[] = [];
@@ -185,3 +188,53 @@ for (const mode of ['level', 'edge'] as const) {
     reactor.close();
   });
 }
+
+/** tcp_info's first byte, tcpi_state (getsockopt TCP_INFO): it does not take the socket's pending error, as a read would. */
+function tcpState(fd: number): number {
+  const info = Buffer.alloc(256);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(info.length, 0);
+  libc.check('getsockopt(TCP_INFO)', libc.getsockopt(fd, libc.IPPROTO_TCP, TCP_INFO, info, length));
+  return info[0];
+}
+const TCP_INFO = 11;
+const TCP_CLOSE = 7;
+
+test('zero copy: a reset that comes after epoll_wait, behind an urgent byte, is the end splice() and read() report: a reset, never a FIN', async (t) => {
+  // The race it pins down (found by the streams property test): epoll said
+  // EPOLLIN|EPOLLPRI; then the backend's reset arrived. splice() stops at the
+  // urgent mark and returns the socket's error, which takes it; the read()
+  // that steps over the mark then returns 0, which is the reset, not a FIN.
+  const server = net.createServer();
+  const port = await listen(t, server);
+  const accepted = once(server, 'connection', 'the accept');
+  const fd = connectFd(port);
+  t.teardown(() => libc.close(fd));
+  const [peer] = (await accepted) as [net.Socket];
+  peer.on('error', () => {});
+  await new Promise<void>((resolve) => peer.write(Buffer.alloc(1000, 'A'), () => resolve()));
+  sendUrgent(peer);
+  await acknowledged(peer);
+  peer.resetAndDestroy();
+  await waitUntil(() => tcpState(fd) === TCP_CLOSE, 'the reset to arrive');
+
+  const reactor = new Reactor({ triggerMode: 'edge', maxEvents: 16 });
+  const owner = new (class extends Owner {
+    spliced = 0;
+    onSpliced(_c: Connection, length: number): void {
+      this.spliced += length;
+    }
+  })();
+  const conn = new Connection(reactor, fd, owner, limits);
+  const fds = Buffer.alloc(8);
+  libc.check('pipe2', libc.pipe2(fds, libc.O_NONBLOCK | libc.O_CLOEXEC));
+  const pipe = new Splice(reactor, fds.readInt32LE(0), fds.readInt32LE(4), 65536);
+  t.teardown(() => pipe.close());
+  conn.splice = pipe;
+  // The event as epoll_wait collected it, before the reset came: no EPOLLERR.
+  conn.handle(libc.EPOLLIN | libc.EPOLLPRI);
+  t.is(owner.spliced, 1000, 'the bytes before the mark, through the pipe');
+  t.is(owner.ended, 0, 'no FIN');
+  t.deepEqual(owner.closed, ['ECONNRESET']);
+  reactor.close();
+});
