@@ -4,11 +4,14 @@
 // that fails (refused, reset, silent, unparsable or smuggling responses)
 // becomes a 502/503/504 and its connection is never used again.
 import type { ExecutionContext } from 'ava';
-import { bothModes, waitUntil } from './helpers';
+import * as net from 'node:net';
+import { bothModes, listen, once, waitUntil } from './helpers';
 import {
-  field, twoRefused, getRequest, hangingAddress, keepAnswering, okResponse, oneShot, RawClient, refusedAddress, sharedRsp,
+  field, twoRefused, getRequest, hangingAddress, httpConfig, keepAnswering, okResponse, oneShot, RawClient, refusedAddress, sharedRsp,
   type BackendConn, type Ending, type Message,
 } from './httpclient';
+import { startRspLua } from './lua';
+import { firstByte, readFd, takeOver } from './sockets';
 
 /** A backend that reads a request and then does `what` instead of answering well. */
 function misbehave(what: (c: BackendConn) => void): (c: BackendConn) => Promise<void> {
@@ -121,6 +124,47 @@ bothModes('413: a chunked body over limits.body is refused when it crosses the l
   const conn = b.sink.conns.find((k) => k.all.includes('/big-chunked'));
   if (conn !== undefined) await waitUntil(() => conn.ended, 'the partial request\'s backend connection to be closed');
   t.pass();
+});
+
+bothModes('a chunked body refused in the read that brought its head: not even the head reaches a backend, kept-alive connection or new', async (t, mode) => {
+  const { rsp, b } = await fixture(mode);
+  // A kept-alive backend connection for the next requests to reuse: a head
+  // written at once would go straight out on it.
+  const warm = await RawClient.connect(t, rsp.port);
+  warm.send(getRequest('/warm', 'sink.test'));
+  t.is((await warm.response()).status, 200);
+  const bodies = ['zz\r\n', '5;\x01\r\nhello\r\n0\r\n\r\n', 'FFFFFFFFFFFFFFFF0\r\nhello\r\n0\r\n\r\n', '5\r\nhelloX\r\n0\r\n\r\n', '0\r\nBad Trailer\r\n\r\n'];
+  for (const [i, body] of bodies.entries()) {
+    ownAnswer(t, await oneShot(t, rsp.port, `POST /bad-chunks-${i} HTTP/1.1\r\nHost: sink.test\r\nTransfer-Encoding: chunked\r\n\r\n${body}`), 'HTTP/1.1 400 Bad Request', JSON.stringify(body));
+  }
+  // A request behind them on a reused connection: whatever they had sent would have come first.
+  const after = await RawClient.connect(t, rsp.port);
+  after.send(getRequest('/after-bad-chunks', 'sink.test'));
+  t.is((await after.response()).status, 200);
+  t.false(b.sink.conns.some((k) => k.all.includes('/bad-chunks')), 'no backend connection got a byte of the refused requests');
+});
+
+bothModes('a chunked body that breaks its grammar after its head went on: the backend connection is reset, never ended with a FIN', async (t, mode) => {
+  // A member read with read(2) on a raw fd: Node's sockets report some resets as an orderly end.
+  const server = net.createServer({ pauseOnConnect: true });
+  const port = await listen(t, server);
+  const accepted = once(server, 'connection', 'the backend connection');
+  const rsp = await startRspLua(t, httpConfig(mode, port));
+  const c = await RawClient.connect(t, rsp.port);
+  c.send('POST /upload HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+  const [socket] = (await accepted) as [net.Socket];
+  t.teardown(() => socket.destroy());
+  const fd = takeOver(socket);
+  await firstByte(fd);
+  const backend = readFd(fd);
+  c.send('5\r\nworldX\r\n');
+  const res = await c.response();
+  t.is(res.line, 'HTTP/1.1 400 Bad Request');
+  const got = await backend;
+  t.is(got.how, 'ECONNRESET', `the backend got ${got.bytes.length} bytes, then ${got.how}`);
+  t.true(got.bytes.toString('latin1').includes('5\r\nhello\r\n'), 'the first chunk had gone on');
+  t.false(got.bytes.includes('world'), 'the broken chunk did not');
+  t.is(await rsp.stop(), 0);
 });
 
 bothModes('405 for CONNECT (not proxied)', async (t, mode) => {

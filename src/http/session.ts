@@ -146,6 +146,9 @@ export class HttpSession implements ConnectionOwner, Pairing {
   private responding = false;
   /** The response head went to the client: from then on an error can only cut. */
   private headSent = false;
+  /** The request head is this.upstream's, not yet written: it goes once the bytes read with it have been checked. */
+  private headOwed = false;
+  private deferHead = false;
   /** Bytes the backend sent for the current request. */
   private backendBytes = 0;
   /** The client ends after the current response. */
@@ -307,6 +310,14 @@ export class HttpSession implements ConnectionOwner, Pairing {
   // ------------------------------------------------------------ the client's side
 
   private fromClient(data: Buffer, i: number, length: number): void {
+    this.readRequests(data, i, length);
+    // A head routed in this pass goes out after the body bytes that came with
+    // it have been checked: a request refused for those never reaches a
+    // backend, not even its head on a kept-alive connection.
+    if (this.headOwed) this.writeOwedHead();
+  }
+
+  private readRequests(data: Buffer, i: number, length: number): void {
     const phase = this.phase;
     if (phase === Phase.Tunnel) {
       this.toUpstream(data, i, length);
@@ -381,6 +392,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
 
   /** Bytes [s, e) of `data` to the backend, with backpressure. */
   private toUpstream(data: Buffer, s: number, e: number): void {
+    if (this.headOwed) this.writeOwedHead();
     const up = this.upstream;
     if (up === null || e <= s) return;
     up.write(s === 0 ? data : data.subarray(s), e - s);
@@ -458,7 +470,10 @@ export class HttpSession implements ConnectionOwner, Pairing {
     this.headSent = false;
     this.backendBytes = 0;
     this.phase = Phase.Body;
-    if (!this.openUpstream(null, true)) return false;
+    this.deferHead = true;
+    const opened = this.openUpstream(null, true);
+    this.deferHead = false;
+    if (!opened) return false;
     if (this.reqBody.done) this.requestSent();
     return true;
   }
@@ -510,12 +525,27 @@ export class HttpSession implements ConnectionOwner, Pairing {
   }
 
   /**
-   * `conn` becomes this request's backend connection and gets its head: on a
-   * new connection of a sendProxy pool, a PROXY header naming the client
-   * first. Returns the bytes written (what a failed connect's queue skips).
+   * `conn` becomes this request's backend connection and gets its head, at
+   * once or, while startRequest() routes it, once the bytes read with the
+   * head have been checked (fromClient). Returns the bytes written (what a
+   * failed connect's queue skips).
    */
   private sendHead(conn: Connection): number {
     this.upstream = conn;
+    if (this.deferHead) {
+      this.headOwed = true;
+      return 0;
+    }
+    return this.writeHead(conn);
+  }
+
+  private writeOwedHead(): void {
+    this.headOwed = false;
+    if (this.upstream !== null) this.writeHead(this.upstream);
+  }
+
+  /** The head on `conn`: on a new connection of a sendProxy pool, a PROXY header naming the client first. */
+  private writeHead(conn: Connection): number {
     let sent = 0;
     const version = this.reused ? undefined : this.ctx.sendProxy.get(this.pool!);
     if (version !== undefined) {
@@ -806,6 +836,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
   }
 
   private answer(status: number): void {
+    this.headOwed = false;
     if (this.client.isClosed || this.phase === Phase.Lingering || this.phase === Phase.Closed) return;
     if (this.headSent) {
       // Too late for a status: the client has part of a response.
