@@ -40,7 +40,7 @@ const cases: [string, string, number][] = [
   ['Host with port', `GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n`, DONE],
   ['Host IPv6 literal', `GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n`, DONE],
   ['Host IPv4', `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, DONE],
-  ['empty Host (RFC 9110 §7.2)', `GET / HTTP/1.1\r\nHost:\r\n\r\n`, DONE],
+  ['empty Host in absolute-form (the target names the host)', `GET http://example.com/ HTTP/1.1\r\nHost:\r\n\r\n`, DONE],
   ['Content-Length', `POST / HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\n`, DONE],
   ['identical Content-Length lines are folded', `POST / HTTP/1.1\r\n${H}Content-Length: 5\r\nContent-Length: 5\r\n\r\n`, DONE],
   ['Transfer-Encoding: chunked', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n`, DONE],
@@ -105,6 +105,9 @@ const cases: [string, string, number][] = [
   ['Host with a port over 65535', 'GET / HTTP/1.1\r\nHost: example.com:65536\r\n\r\n', 400],
   ['Host with a bad IPv6 literal', 'GET / HTTP/1.1\r\nHost: [::1::2]\r\n\r\n', 400],
   ['Host list', 'GET / HTTP/1.1\r\nHost: a.com, b.com\r\n\r\n', 400],
+  ['empty Host: an http target URI without a host (RFC 9112 §3.3, RFC 9110 §4.2.1)', 'GET / HTTP/1.1\r\nHost:\r\n\r\n', 400],
+  ['empty Host on HTTP/1.0', 'GET / HTTP/1.0\r\nHost: \r\n\r\n', 400],
+  ['empty Host with OPTIONS *', 'OPTIONS * HTTP/1.1\r\nHost:\r\n\r\n', 400],
 
   // framing
   ['Content-Length not digits', `POST / HTTP/1.1\r\n${H}Content-Length: 5a\r\n\r\n`, 400],
@@ -132,6 +135,7 @@ const cases: [string, string, number][] = [
 
   // limits
   ['request line over 8192 bytes', `GET /${'a'.repeat(8200)} HTTP/1.1\r\n${H}\r\n`, 414],
+  ['a method over 8192 bytes: no request line at all (400, not 414)', `${'A'.repeat(8200)} / HTTP/1.1\r\n${H}\r\n`, 400],
   ['header section over 32768 bytes', `GET / HTTP/1.1\r\n${H}X: ${'a'.repeat(33000)}\r\n\r\n`, 431],
   ['101 header fields', `GET / HTTP/1.1\r\n${H}${'X: y\r\n'.repeat(100)}\r\n`, 431],
 ];
@@ -157,6 +161,7 @@ test('100 header fields are allowed; limits can be set', (t) => {
 test('limits are enforced before the end of the line arrives', (t) => {
   const p = new RequestHead();
   t.is(p.feed(Buffer.from('GET /' + 'a'.repeat(9000))), 414);
+  t.is(new RequestHead().feed(Buffer.from('A'.repeat(9000))), 400, 'still in the method');
   const q = new RequestHead();
   t.is(q.feed(Buffer.from(`GET / HTTP/1.1\r\nX: ${'a'.repeat(20000)}`)), NEED_MORE);
   t.is(q.feed(Buffer.from('a'.repeat(20000))), 431);

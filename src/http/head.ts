@@ -296,6 +296,11 @@ export abstract class Head {
     return this.result;
   }
 
+  /** The first line [s, e) so far is over limits.requestLine. */
+  protected longLine(_d: Uint8Array, _s: number, _e: number): number {
+    return this.failed(this.lineTooLong, 'first line too long');
+  }
+
   private run(): number {
     const d = this.d;
     const len = this.len;
@@ -312,7 +317,7 @@ export abstract class Head {
           while (i < len && cls[d[i]] === 1) i++;
           if (i === len) break;
           if (d[i] !== CR) return this.failed(400, d[i] === LF ? 'bare LF' : 'invalid byte in the first line');
-          if (i - base - this.lineStart > this.limits.requestLine) return this.failed(this.lineTooLong, 'first line too long');
+          if (i - base - this.lineStart > this.limits.requestLine) return this.longLine(d, base + this.lineStart, i);
           this.lineEnd = i - base;
           i++;
           state = State.FirstLineLF;
@@ -401,7 +406,7 @@ export abstract class Head {
     this.pos = i - base;
     this.state = state;
     if (state <= State.FirstLine) {
-      if (len - base - this.lineStart > this.limits.requestLine) return this.failed(this.lineTooLong, 'first line too long');
+      if (len - base - this.lineStart > this.limits.requestLine) return this.longLine(d, base + this.lineStart, len);
     } else if (state >= State.NameStart && len - base - this.fieldsStart > this.limits.headerBytes) {
       return this.failed(this.fieldsTooLarge, 'header section too large');
     }

@@ -83,6 +83,17 @@ export class RequestHead extends Head {
     this.queryText = undefined;
   }
 
+  /**
+   * A method that is itself over limits.requestLine: no request line at all
+   * (400), not a target too long to parse (414, RFC 9112 §3).
+   */
+  protected override longLine(d: Uint8Array, s: number, e: number): number {
+    const end = Math.min(e, s + this.limits.requestLine);
+    for (let i = s; i < end; i++) if (d[i] === SP) return super.longLine(d, s, e);
+    this.fail(400, 'method too long');
+    return 400;
+  }
+
   protected firstLine(d: Uint8Array, s: number, e: number): number {
     const base = this.base;
     let i = s;
@@ -162,9 +173,12 @@ export class RequestHead extends Head {
       const k = this.hostField * 4;
       const vs = base + f[k + 2];
       const ve = base + f[k + 3];
-      const he = validAuthority(d, vs, ve, true, false);
-      if (he < 0) return this.bad('invalid Host');
-      if (this.form !== ABSOLUTE_FORM && this.form !== AUTHORITY_FORM) {
+      // Empty, it leaves an http target URI without a host (RFC 9112 §3.3,
+      // RFC 9110 §4.2.1): refused as nginx does, unless the target names one.
+      const targetHost = this.form === ABSOLUTE_FORM || this.form === AUTHORITY_FORM;
+      const he = validAuthority(d, vs, ve, targetHost, false);
+      if (he < 0) return this.bad(vs === ve ? 'empty Host' : 'invalid Host');
+      if (!targetHost) {
         this.hostStart = vs - base;
         this.hostEnd = he - base;
       }
