@@ -55,6 +55,7 @@ const fixture = sharedRsp({
 function ownAnswer(t: ExecutionContext, got: { res: Message; how: Ending; rest: Buffer }, line: string, what: string): void {
   t.is(got.res.line, line, what);
   t.is(field(got.res, 'connection'), 'close', what);
+  t.regex(field(got.res, 'date') ?? '', /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$/, `${what}: Date (RFC 9110 §6.6.1)`);
   t.is(got.res.framing, 'length', what);
   t.is(got.res.body.toString(), `${line.slice(9)}\n`, what);
   t.is(got.how, 'end', what);

@@ -59,6 +59,8 @@ const fixture = sharedRsp({
     half: keepAnswering(() => okResponse(BIG)),
     onebyte: keepAnswering(() => okResponse('ok')),
     ext: keepAnswering(() => okResponse('ok')),
+    absolute: keepAnswering(() => okResponse('ok')),
+    rewrite: keepAnswering(() => okResponse('ok')),
     logpool: keepAnswering((req) => (req.target === '/missing' ? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n' : okResponse('ok'))),
   },
   routes: '  ["example.com"] = "web",\n  ["*.api.example.com"] = "api",\n  ["*.b.api.example.com"] = "other",',
@@ -315,6 +317,43 @@ bothModes('extension methods are forwarded; OPTIONS * and absolute-form reach th
     t.is((await c.response()).status, 200, line);
     t.is(b.ext.requests.at(-1)!.line, line);
   }
+});
+
+bothModes('absolute-form: the backend gets the target\'s authority as Host and X-Forwarded-Host, whatever Host the client sent', async (t, mode) => {
+  const { rsp, b } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  for (const [line, host] of [['GET http://absolute.test:8080/abs HTTP/1.1', 'elsewhere.example'], ['GET http://ABSOLUTE.test HTTP/1.1', ''], ['GET http://absolute.test/ HTTP/1.0', null]] as const) {
+    c.send(`${line}\r\n${host === null ? '' : `Host: ${host}\r\n`}Connection: keep-alive\r\n\r\n`);
+    t.is((await c.response()).status, 200, line);
+    const got = b.absolute.requests.at(-1)!;
+    t.is(got.line, line);
+    const authority = /^GET https?:\/\/([^/ ]+)/.exec(line)![1];
+    t.deepEqual(fieldAll(got, 'host'), [authority], line);
+    t.deepEqual(fieldAll(got, 'x-forwarded-host'), [authority], line);
+  }
+});
+
+bothModes('Content-Length with leading zeros, or on two lines, reaches the backend as one plain number; Content_Length, Transfer_Encoding and X_Forwarded_For do not reach it at all', async (t, mode) => {
+  const { rsp, b } = await fixture(mode);
+  const c = await RawClient.connect(t, rsp.port);
+  const body = 'x'.repeat(200);
+  c.send(`POST /zeros HTTP/1.1\r\nHost: rewrite.test\r\nX-Before: 1\r\nContent-Length: 0200\r\nX-After: 2\r\n\r\n${body}`);
+  t.is((await c.response()).status, 200);
+  let got = b.rewrite.requests.at(-1)!;
+  t.deepEqual(got.fields.slice(0, 4), [['Host', 'rewrite.test'], ['X-Before', '1'], ['Content-Length', '200'], ['X-After', '2']], 'rewritten in its place');
+  t.is(got.body.toString(), body);
+  c.send('POST /twice HTTP/1.1\r\nHost: rewrite.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello');
+  t.is((await c.response()).status, 200);
+  got = b.rewrite.requests.at(-1)!;
+  t.deepEqual(fieldAll(got, 'content-length'), ['5']);
+  c.send('POST /plain HTTP/1.1\r\nHost: rewrite.test\r\nContent-Length:  0 \r\n\r\n');
+  t.is((await c.response()).status, 200);
+  t.true(b.rewrite.conns.some((k) => k.all.includes('Content-Length:  0 \r\n')), 'a plain value goes on byte for byte');
+  c.send('GET /shadows HTTP/1.1\r\nHost: rewrite.test\r\nContent_Length: 99\r\nTransfer_Encoding: chunked\r\nX_Forwarded_For: 6.6.6.6\r\nx_forwarded-HOST: evil\r\nX-Forwarded_Proto: https\r\nX_Custom: kept\r\nContent_Type: kept\r\n\r\n');
+  t.is((await c.response()).status, 200);
+  got = b.rewrite.requests.at(-1)!;
+  t.deepEqual(got.fields.filter(([k]) => k.includes('_')), [['X_Custom', 'kept'], ['Content_Type', 'kept']]);
+  t.deepEqual(fieldAll(got, 'x-forwarded-for'), ['127.0.0.1']);
 });
 
 /** The access log lines of pool `pool` from the client on local port `port`, once there are `n`. */

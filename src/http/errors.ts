@@ -1,6 +1,6 @@
 // The answers rsp gives itself: a status line, a small plain-text body and
 // `Connection: close` (after an error the connection's state is not to be
-// trusted, so it ends with this answer). Built once per status and reused.
+// trusted, so it ends with this answer).
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
@@ -15,23 +15,29 @@ export function reasonPhrase(status: number): string {
   return REASONS[status] ?? '';
 }
 
-const built = new Map<string, Buffer>();
+/** IMF-fixdate (RFC 9110 §5.6.7), made once a second. */
+let dateSecond = -1;
+let dateText = '';
+function httpDate(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(second * 1000).toUTCString();
+  }
+  return dateText;
+}
 
 /**
- * The whole response for `status`, closing the connection. `head`: the
- * request was HEAD, so the body is announced but not sent (RFC 9110 §9.3.2).
+ * The whole response for `status`, closing the connection, dated `now` (ms;
+ * RFC 9110 §6.6.1: an origin with a clock dates its 4xx). `head`: the request
+ * was HEAD, so the body is announced but not sent (RFC 9110 §9.3.2). Made on
+ * each call: an error is no hot path.
  */
-export function errorResponse(status: number, head = false): Buffer {
-  const key = head ? `${status} head` : `${status}`;
-  let bytes = built.get(key);
-  if (bytes === undefined) {
-    const reason = reasonPhrase(status);
-    const body = status >= 200 && status !== 204 && status !== 304 ? `${status} ${reason}\n` : '';
-    bytes = Buffer.from(
-      `HTTP/1.1 ${status} ${reason}\r\nServer: rsp\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
-      'latin1',
-    );
-    built.set(key, bytes);
-  }
-  return bytes;
+export function errorResponse(status: number, head = false, now = Date.now()): Buffer {
+  const reason = reasonPhrase(status);
+  const body = status >= 200 && status !== 204 && status !== 304 ? `${status} ${reason}\n` : '';
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${reason}\r\nServer: rsp\r\nDate: ${httpDate(now)}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+    'latin1',
+  );
 }

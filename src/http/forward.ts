@@ -6,7 +6,15 @@
 // one only when the client is a trusted proxy, otherwise replacing it: a
 // client must not be able to write an address of its choosing into the
 // backend's logs) and, unless turned off, X-Forwarded-Proto and
-// X-Forwarded-Host. Everything else is copied byte for byte, in order.
+// X-Forwarded-Host. Three more things a request's head does not keep, for
+// the backend's sake: a Content-Length with leading zeros or on two lines
+// goes on as one plain number (a backend that read 0200 as octal would take
+// the rest of the body for the next request on a shared connection); names
+// like Content_Length or X_Forwarded_For are left out (a CGI-style backend
+// reads them as the real ones); and an absolute-form target's authority is
+// the Host the backend gets (RFC 9112 §3.2.2: Host must equal it; the client's
+// Host may name another site, which rsp did not route to). Everything else is
+// copied byte for byte, in order.
 //
 // The heads are written into one scratch buffer per worker thread (the
 // connection copies what the kernel does not take at once): no allocation
@@ -96,6 +104,8 @@ const XFF = bytes('X-Forwarded-For: ');
 const COMMA = bytes(', ');
 const XF_PROTO = bytes('X-Forwarded-Proto: http\r\n');
 const XF_HOST = bytes('X-Forwarded-Host: ');
+const HOST = bytes('Host: ');
+const CONTENT_LENGTH = bytes('Content-Length: ');
 const CONNECTION_UPGRADE = bytes('Connection: upgrade\r\n');
 const CONNECTION_KEEP_ALIVE = bytes('Connection: keep-alive\r\n');
 const CONNECTION_CLOSE = bytes('Connection: close\r\n');
@@ -128,11 +138,26 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
   let forwardedFor = -1;
   let keepProto = false;
   let keepHost = false;
+  // The Host: the target's authority in absolute-form, else the field.
+  let hostStart = req.authorityStart;
+  let hostEnd = req.authorityEnd;
   for (let k = 0; k < req.headerCount; k++) {
     const kind = req.kindOf(k);
     let pass: boolean;
     if (kind === FieldKind.Upgrade) {
       pass = req.upgrade;
+    } else if (kind === FieldKind.Host && hostStart >= 0) {
+      pass = false; // rewritten from the target, below
+    } else if (kind === FieldKind.ContentLength && !req.contentLengthPlain) {
+      pass = false;
+      if (k === req.firstOfKind(FieldKind.ContentLength)) {
+        at = runs.flush(req, at);
+        at = put(CONTENT_LENGTH, at);
+        at = putAscii(String(req.contentLength), at);
+        at = put(CRLF, at);
+      }
+    } else if (kind === FieldKind.Shadow) {
+      pass = false;
     } else if (hopByHop(req, k, kind)) {
       pass = false;
     } else if (kind === FieldKind.XForwardedFor) {
@@ -158,12 +183,22 @@ export function requestHead(req: RequestHead, client: ClientFacts): number {
   }
   at = putAscii(client.ip, at);
   at = put(CRLF, at);
+  if (hostStart >= 0) {
+    at = put(HOST, at);
+    at = copyBytes(d, hostStart, hostEnd, scratch, at);
+    at = put(CRLF, at);
+  } else {
+    const host = req.firstOfKind(FieldKind.Host);
+    if (host >= 0) {
+      hostStart = req.valueOffset(host);
+      hostEnd = req.fieldEnd(host);
+    }
+  }
   if (client.xForwarded) {
     if (!keepProto) at = put(XF_PROTO, at);
-    const host = req.firstOfKind(FieldKind.Host);
-    if (!keepHost && host >= 0) {
+    if (!keepHost && hostStart >= 0) {
       at = put(XF_HOST, at);
-      at = copyBytes(d, req.valueOffset(host), req.fieldEnd(host), scratch, at);
+      at = copyBytes(d, hostStart, hostEnd, scratch, at);
       at = put(CRLF, at);
     }
   }

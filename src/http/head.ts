@@ -68,9 +68,37 @@ export const enum FieldKind {
   XForwardedFor = 11,
   XForwardedProto = 12,
   XForwardedHost = 13,
+  /** Content_Length and the like: see isShadow(). */
+  Shadow = 14,
+}
+
+/**
+ * Names a CGI-style backend reads as a framing or X-Forwarded-* field: it
+ * turns '-' and '_' alike into '_' (HTTP_CONTENT_LENGTH), so a client's
+ * Content_Length or X_Forwarded_For would stand for the real one there.
+ */
+const SHADOWED = ['content-length', 'transfer-encoding', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'];
+
+/** Name [s, e) is one of SHADOWED with '_' for at least one '-'. */
+function isShadow(d: Uint8Array, s: number, e: number): boolean {
+  for (const name of SHADOWED) {
+    if (name.length !== e - s) continue;
+    let underscore = false;
+    let i = 0;
+    for (; i < name.length; i++) {
+      const c = d[s + i];
+      const want = name.charCodeAt(i);
+      if (c === UNDERSCORE && want === DASH) underscore = true;
+      else if (LOWER[c] !== want) break;
+    }
+    if (i === name.length && underscore) return true;
+  }
+  return false;
 }
 
 const COMMA = 0x2c;
+const DASH = 0x2d;
+const UNDERSCORE = 0x5f;
 const SEMI = 0x3b;
 const EQUALS = 0x3d;
 const DQUOTE = 0x22;
@@ -109,6 +137,8 @@ export abstract class Head {
   bodyKind = BODY_NONE;
   /** The Content-Length value, or -1. */
   contentLength = -1;
+  /** One Content-Length line, its value without leading zeros: passed on as it is (else rewritten). */
+  contentLengthPlain = true;
   /** The connection may carry another message after this one (version and Connection). */
   keepAlive = false;
 
@@ -176,6 +206,7 @@ export abstract class Head {
     this.version = 0;
     this.bodyKind = BODY_NONE;
     this.contentLength = -1;
+    this.contentLengthPlain = true;
     this.keepAlive = false;
     this.headText = null;
     this.state = this.skipsEmptyLines ? State.Leading : State.FirstLine;
@@ -456,9 +487,11 @@ export abstract class Head {
         else if (first === 0x78 && equalsIgnoreCase(d, ns, ne, 'x-forwarded-proto')) id = FieldKind.XForwardedProto;
         break;
     }
+    if (id === 0 && ne - ns >= 14 && ne - ns <= 17 && isShadow(d, ns, ne)) id = FieldKind.Shadow;
     this.kinds[k] = id;
     switch (id) {
       case 0:
+      case FieldKind.Shadow:
       case FieldKind.TE:
       case FieldKind.Close:
       case FieldKind.KeepAlive:
@@ -498,6 +531,7 @@ export abstract class Head {
     }
     if (this.clFields++ > 0 && n !== this.contentLength) return this.bad('conflicting Content-Length');
     this.contentLength = n;
+    this.contentLengthPlain = this.clFields === 1 && (e - s === 1 || d[s] !== 0x30);
     return 0;
   }
 

@@ -258,6 +258,14 @@ export class RequestHead extends Head {
     return (this.hostText ??= this.hostStart < 0 ? '' : HOSTS.get(this.d as Buffer, this.hostStart, this.hostEnd));
   }
 
+  /** absolute-form: where its authority (host and port) is in `bytes`; -1 otherwise. */
+  get authorityStart(): number {
+    return this.form === ABSOLUTE_FORM ? this.hostStart : -1;
+  }
+  get authorityEnd(): number {
+    return this.form === ABSOLUTE_FORM ? this.pathStart : -1;
+  }
+
   /** Offsets of the target in `bytes`. */
   get targetOffsets(): [number, number] {
     return [this.targetStart, this.targetEnd];
