@@ -94,6 +94,27 @@ for (const [name, body] of invalid) {
   });
 }
 
+test('a request\'s trailers may not name Content-Length, Transfer-Encoding or Host (any case, split anywhere); a response\'s may, and other names pass both', (t) => {
+  const feedBytewise = (text: string, framingTrailers: boolean): [number, string] => {
+    const b = Buffer.from(text, 'latin1');
+    const c = new ChunkedBody({}, framingTrailers);
+    let r = CHUNKED_NEED_MORE;
+    for (let i = 0; i < b.length && r === CHUNKED_NEED_MORE; i++) r = c.feed(b, i, i + 1);
+    return [r, c.error];
+  };
+  for (const name of ['Content-Length', 'transfer-encoding', 'HOST']) {
+    const body = `5\r\nhello\r\n0\r\nX-Sum: 1\r\n${name}: 5\r\n\r\n`;
+    t.deepEqual(feedBytewise(body, false), [CHUNKED_ERROR, 'a framing field in the trailers'], `request: ${name}`);
+    const whole = new ChunkedBody({}, false);
+    t.is(whole.feed(Buffer.from(body, 'latin1')), CHUNKED_ERROR, `request, whole: ${name}`);
+    t.is(feedBytewise(body, true)[0], body.length, `response: ${name}`);
+  }
+  for (const name of ['Content-Lengthy', 'Hosts', 'Content-Type', 'Transfer-Encodings-Extra', 'X-Host']) {
+    const body = `0\r\n${name}: 5\r\n\r\n`;
+    t.is(feedBytewise(body, false)[0], body.length, `request: ${name} passes`);
+  }
+});
+
 test('chunked: a large chunk split anywhere is skipped in steps, not bytes; bodyBytes counts data only', (t) => {
   const data = Buffer.alloc(1 << 20, 0x61);
   const c = new ChunkedBody();

@@ -172,6 +172,9 @@ const ROWS: Row[] = [
   { name: 'Transfer-Encoding with whitespace before the colon', bytes: `POST {T} HTTP/1.1\r\n${H}Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n`, want: 400 },
   { name: 'Content-Length with a bare CR', bytes: `POST {T} HTTP/1.1\r\n${H}Content-Length: 5\r\r\n\r\nhello`, want: 400 },
   { name: 'a bad trailer field', bytes: `${CHUNKED_POST}5\r\nhello\r\n0\r\nBad Trailer: x\r\n\r\n`, want: 400 },
+  { name: 'Content-Length in the trailers (RFC 9110 §6.5.1)', bytes: `${CHUNKED_POST}5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n`, want: 400 },
+  { name: 'Transfer-Encoding in the trailers', bytes: `${CHUNKED_POST}5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n`, want: 400 },
+  { name: 'Host in the trailers', bytes: `${CHUNKED_POST}5\r\nhello\r\n0\r\nHost: evil.example\r\n\r\n`, want: 400 },
 ];
 
 // One rsp per mode; every row goes to the pool `sink` (the default) and nothing else does.

@@ -10,7 +10,12 @@
 //   chunk-ext-val = token / quoted-string
 //   last-chunk   = 1*("0") [ chunk-ext ] CRLF
 //   trailer-section = *( field-line CRLF )
-import { COLON, CR, FIELD, HEX, HTAB, LF, SP, TCHAR } from './chars';
+//
+// A request's trailers may not name Content-Length, Transfer-Encoding or Host
+// (`framingTrailers` false): no sender may put them there (RFC 9110 §6.5.1),
+// and a backend that merged them into the header section would frame or
+// route the request anew. A response's pass.
+import { COLON, CR, FIELD, HEX, HTAB, LF, LOWER, SP, TCHAR } from './chars';
 
 export const CHUNKED_NEED_MORE = -1;
 export const CHUNKED_ERROR = -2;
@@ -19,6 +24,10 @@ const enum S {
   SizeStart, Size, ExtBws, ExtNameBws, ExtName, ExtAfterName, ExtValueBws, ExtToken, ExtQuoted, ExtQuotedEscape, ExtAfterQuoted,
   SizeLF, Data, DataCR, DataLF, TrailerStart, TrailerName, TrailerValue, TrailerLF, FinalLF, Done, Failed,
 }
+
+/** Trailer names refused in a request (lower-case). */
+const FRAMING = ['content-length', 'transfer-encoding', 'host'];
+const NAME_MAX = 17;
 
 export interface ChunkedLimits {
   /** Bytes of one chunk-size line with its extensions. Default 4096. */
@@ -39,8 +48,15 @@ export class ChunkedBody {
   private remaining = 0;
   private lineBytes = 0;
   private trailerBytes = 0;
+  /** The current trailer name, lower-cased, while it is short enough to be one of FRAMING. */
+  private readonly name = new Uint8Array(NAME_MAX);
+  private nameLength = 0;
 
-  constructor(limits: Partial<ChunkedLimits> = {}) {
+  constructor(
+    limits: Partial<ChunkedLimits> = {},
+    /** Trailers may name framing fields (responses); false for requests. */
+    private readonly framingTrailers = true,
+  ) {
     this.limits = { sizeLine: 4096, trailerBytes: 32768, ...limits };
   }
 
@@ -163,12 +179,19 @@ export class ChunkedBody {
           break;
         case S.TrailerStart:
           if (c === CR) state = S.FinalLF;
-          else if (tchar[c] === 1) state = S.TrailerName;
-          else return this.fail(c === SP || c === HTAB ? 'obs-fold in trailer' : 'invalid trailer field');
+          else if (tchar[c] === 1) {
+            state = S.TrailerName;
+            this.name[0] = LOWER[c];
+            this.nameLength = 1;
+          } else return this.fail(c === SP || c === HTAB ? 'obs-fold in trailer' : 'invalid trailer field');
           break;
         case S.TrailerName:
-          if (c === COLON) state = S.TrailerValue;
-          else if (tchar[c] !== 1) return this.fail('invalid trailer field');
+          if (c === COLON) {
+            state = S.TrailerValue;
+            if (!this.framingTrailers && this.namesFraming()) return this.fail('a framing field in the trailers');
+          } else if (tchar[c] !== 1) return this.fail('invalid trailer field');
+          else if (this.nameLength < NAME_MAX) this.name[this.nameLength++] = LOWER[c];
+          else this.nameLength = NAME_MAX + 1;
           break;
         case S.TrailerValue:
           if (c === CR) state = S.TrailerLF;
@@ -188,6 +211,16 @@ export class ChunkedBody {
     }
     this.state = state;
     return CHUNKED_NEED_MORE;
+  }
+
+  private namesFraming(): boolean {
+    for (const f of FRAMING) {
+      if (f.length !== this.nameLength) continue;
+      let i = 0;
+      while (i < f.length && this.name[i] === f.charCodeAt(i)) i++;
+      if (i === f.length) return true;
+    }
+    return false;
   }
 
   private fail(why: string): number {

@@ -77,12 +77,15 @@ class Framing {
   bytes = 0;
   chunked: ChunkedBody | null = null;
 
+  /** `request`: trailers may not name framing fields (chunked.ts). */
+  constructor(private readonly request: boolean) {}
+
   start(kind: number, length: number): void {
     this.kind = kind;
     this.remaining = kind === BODY_LENGTH ? length : 0;
     this.bytes = 0;
     if (kind === BODY_CHUNKED) {
-      this.chunked ??= new ChunkedBody();
+      this.chunked ??= new ChunkedBody({}, !this.request);
       this.chunked.reset();
     }
   }
@@ -140,8 +143,8 @@ export class HttpSession implements ConnectionOwner, Pairing {
   private deadline = 0;
   private req: RequestHead | null = null;
   private res: ResponseHead | null = null;
-  private readonly reqBody = new Framing();
-  private readonly resBody = new Framing();
+  private readonly reqBody = new Framing(true);
+  private readonly resBody = new Framing(false);
   /** A response is under way (its head is awaited, or its body is being passed on). */
   private responding = false;
   /** The response head went to the client: from then on an error can only cut. */
