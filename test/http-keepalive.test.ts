@@ -4,7 +4,7 @@
 // reused one fails, what makes a connection unfit to reuse), a response cut
 // short, keepAliveTimeout, and the drain on SIGTERM.
 import * as net from 'node:net';
-import { bothModes, patternBytes, waitUntil } from './helpers';
+import { bothModes, countersOf, patternBytes, waitUntil } from './helpers';
 import { field, getRequest, httpConfig, keepAnswering, okResponse, oneShot, RawClient, scriptedBackend, sharedRsp, type BackendConn } from './httpclient';
 import { startRspLua } from './lua';
 import { connectFd, readFd, writeFd } from './sockets';
@@ -119,6 +119,24 @@ bothModes('upstream keep-alive: 50 requests on 50 client connections, one after 
   }
   t.is(b.reuse.requests.length, 50);
   t.true(b.reuse.conns.length <= 3, `${b.reuse.conns.length} backend connections for 50 requests`);
+});
+
+bothModes('a small request body rides in the same write() as its head: per POST one write to the backend and one to the client', async (t, mode) => {
+  const b = await scriptedBackend(t, keepAnswering(() => okResponse('ok')));
+  const rsp = await startRspLua(t, httpConfig(mode, b.port));
+  const c = await RawClient.connect(t, rsp.port);
+  c.send(getRequest('/warm', 'web.test'));
+  t.is((await c.response()).status, 200, 'a backend connection parked for the POSTs');
+  const before = await countersOf(rsp);
+  const body = 'x'.repeat(1000);
+  for (let i = 0; i < 10; i++) {
+    c.send(`POST /p${i} HTTP/1.1\r\nHost: web.test\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    t.is((await c.response()).status, 200);
+  }
+  const after = await countersOf(rsp);
+  t.is(after.writes - before.writes, 20);
+  t.deepEqual(b.requests.slice(-10).map((r) => `${r.target} ${r.body.toString()}`), Array.from({ length: 10 }, (_, i) => `/p${i} ${body}`));
+  t.is(await rsp.stop(), 0);
 });
 
 bothModes('keepalive = 0: each request gets a backend connection of its own', async (t, mode) => {

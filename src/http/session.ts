@@ -395,10 +395,17 @@ export class HttpSession implements ConnectionOwner, Pairing {
 
   /** Bytes [s, e) of `data` to the backend, with backpressure. */
   private toUpstream(data: Buffer, s: number, e: number): void {
-    if (this.headOwed) this.writeOwedHead();
     const up = this.upstream;
-    if (up === null || e <= s) return;
-    up.write(s === 0 ? data : data.subarray(s), e - s);
+    if (up === null) return;
+    let from = s;
+    if (this.headOwed) {
+      // The body's first bytes, when few, go in the same write as the head.
+      this.headOwed = false;
+      if (e - s <= COALESCE_MAX) from = e;
+      this.writeHead(up, data, s, from);
+    }
+    if (e <= s) return;
+    if (from < e) up.write(from === 0 ? data : data.subarray(from), e - from);
     if (this.member !== null && !up.isConnecting) this.member.bytesOut += e - s;
     if (up.queued > this.ctx.settings.highWater && !this.client.isClosed) {
       this.client.pauseReading();
@@ -547,8 +554,12 @@ export class HttpSession implements ConnectionOwner, Pairing {
     if (this.upstream !== null) this.writeHead(this.upstream);
   }
 
-  /** The head on `conn`: on a new connection of a sendProxy pool, a PROXY header naming the client first. */
-  private writeHead(conn: Connection): number {
+  /**
+   * The head on `conn`, with body bytes [s, e) of `data` in the same write:
+   * on a new connection of a sendProxy pool, a PROXY header naming the client
+   * first. Returns the bytes of PROXY header and head written.
+   */
+  private writeHead(conn: Connection, data: Buffer | null = null, s = 0, e = 0): number {
     let sent = 0;
     const version = this.reused ? undefined : this.ctx.sendProxy.get(this.pool!);
     if (version !== undefined) {
@@ -558,7 +569,7 @@ export class HttpSession implements ConnectionOwner, Pairing {
       sent = header.length;
     }
     const length = requestHead(this.req!, this.clientFacts());
-    conn.write(headBuffer(), length);
+    conn.write(headBuffer(), e > s ? appendToHead(data!, s, e, length) : length);
     return sent + length;
   }
 
