@@ -97,6 +97,7 @@ export interface ProxyOptions {
 const PLAIN: ProxyOptions = { acceptProxy: false, sendProxy: null };
 
 export class Proxy implements ConnectionOwner, Pairing {
+  slot = -1;
   acceptedBy: { released(): void } | null = null;
   readonly client: Connection;
   backend: Connection | null = null;

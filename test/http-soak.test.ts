@@ -3,7 +3,8 @@
 // routed by Host, in front of Node's own http server (another implementation
 // than rsp's, so the two must agree on every boundary). Each client connection
 // makes a few exchanges: downloads with Content-Length or chunked, HEAD,
-// uploads with Content-Length or chunked sent in random pieces, pipelined
+// uploads with Content-Length or chunked sent in random pieces (or after a
+// 100 Continue), pipelined
 // bursts, slow reading; then it may end in a way that breaks something: a
 // half-close, a client reset mid-response or mid-upload, a backend reset
 // mid-body, or a malformed request. Every complete response is checked byte
@@ -87,9 +88,9 @@ const REFUSED: [string, number][] = [
   ['GET /bad\r\nHost: a.test\r\n\r\n', 400],
 ];
 
-type Keep = 'get' | 'chunked' | 'head' | 'upload' | 'upload-chunked' | 'pipeline' | 'slow';
+type Keep = 'get' | 'chunked' | 'head' | 'upload' | 'upload-chunked' | 'upload-expect' | 'pipeline' | 'slow';
 type Last = 'none' | 'half-close' | 'client-reset' | 'abort-upload' | 'backend-reset' | 'refused';
-const KEEPS: Keep[] = ['get', 'get', 'chunked', 'head', 'upload', 'upload-chunked', 'pipeline', 'slow'];
+const KEEPS: Keep[] = ['get', 'get', 'chunked', 'head', 'upload', 'upload-chunked', 'upload-expect', 'pipeline', 'slow'];
 const LASTS: Last[] = ['none', 'none', 'none', 'half-close', 'client-reset', 'abort-upload', 'backend-reset', 'refused'];
 
 interface Tally {
@@ -149,6 +150,15 @@ async function keep(c: RawClient, kind: Keep, host: string, pool: string, random
       const chunked = kind === 'upload-chunked';
       c.send(`POST /up/${seed}/whole HTTP/1.1\r\nHost: ${host}\r\n${chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${size}`}\r\n\r\n`);
       await sendBody(c, body, chunked, random);
+      return expectUpload(await c.response({ ms: 60_000 }), body);
+    }
+    case 'upload-expect': {
+      // The body only after the backend's 100 Continue has come through rsp.
+      const body = patternBytes(4 + size, seed);
+      c.send(`POST /up/${seed}/whole HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
+      const interim = await c.response({ ms: 60_000 });
+      if (interim.status !== 100) return `${interim.status} where 100 Continue was due`;
+      await sendBody(c, body, false, random);
       return expectUpload(await c.response({ ms: 60_000 }), body);
     }
     case 'pipeline': {

@@ -37,14 +37,14 @@ function exchange(port: number): Promise<string> {
 /** Requests made to each stats listener so far (each is a connection rsp counts too). */
 const fetches = new Map<number, number>();
 
-function fetch(port: number, urlPath: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
+function fetch(port: number, urlPath: string, method = 'GET'): Promise<{ status: number; type: string; date: string; body: string }> {
   fetches.set(port, (fetches.get(port) ?? 0) + 1);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path: urlPath, method, agent: false, timeout: 10000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
+      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), date: String(res.headers.date), body }));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer to ${urlPath} within 10 s`)));
     req.on('error', reject);
@@ -150,6 +150,7 @@ test('/healthz says ok while serving; / is a self-contained page with a table pe
   const health = await fetch(statsPort, '/healthz');
   t.is(health.status, 200);
   t.is(health.body, 'ok\n');
+  t.true(Math.abs(Date.parse(health.date) - Date.now()) < 60_000, `Date: ${health.date} (RFC 9110 §6.6.1)`);
   const page = await fetch(statsPort, '/');
   t.is(page.status, 200);
   t.regex(page.type, /^text\/html/);

@@ -15,29 +15,17 @@ export function reasonPhrase(status: number): string {
   return REASONS[status] ?? '';
 }
 
-/** IMF-fixdate (RFC 9110 §5.6.7), made once a second. */
-let dateSecond = -1;
-let dateText = '';
-function httpDate(ms: number): string {
-  const second = Math.floor(ms / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateText = new Date(second * 1000).toUTCString();
-  }
-  return dateText;
-}
-
 /**
- * The whole response for `status`, closing the connection, dated `now` (ms;
- * RFC 9110 §6.6.1: an origin with a clock dates its 4xx). `head`: the request
- * was HEAD, so the body is announced but not sent (RFC 9110 §9.3.2). Made on
- * each call: an error is no hot path.
+ * The whole response for `status`, closing the connection, with a Date (RFC
+ * 9110 §6.6.1: an origin with a clock dates its 4xx). `head`: the request was
+ * HEAD, so the body is announced but not sent (RFC 9110 §9.3.2). Made on each
+ * call: an error is no hot path.
  */
-export function errorResponse(status: number, head = false, now = Date.now()): Buffer {
+export function errorResponse(status: number, head = false): Buffer {
   const reason = reasonPhrase(status);
   const body = status >= 200 && status !== 204 && status !== 304 ? `${status} ${reason}\n` : '';
   return Buffer.from(
-    `HTTP/1.1 ${status} ${reason}\r\nServer: rsp\r\nDate: ${httpDate(now)}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nServer: rsp\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
     'latin1',
   );
 }

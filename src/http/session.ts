@@ -129,6 +129,7 @@ const freeResponses: ResponseHead[] = [];
 const FREE_MAX = 256;
 
 export class HttpSession implements ConnectionOwner, Pairing {
+  slot = -1;
   acceptedBy: { released(): void } | null = null;
   readonly client: Connection;
   private upstream: Connection | null = null;

@@ -91,7 +91,7 @@ class StatsRequest implements ConnectionOwner {
     this.timer.cancel();
     const payload = Buffer.from(body);
     const head = Buffer.from(
-      `HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: ${type}\r\nContent-Length: ${payload.length}\r\nCache-Control: no-store\r\n${extra}Connection: close\r\n\r\n`,
+      `HTTP/1.1 ${status} ${REASONS[status]}\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: ${type}\r\nContent-Length: ${payload.length}\r\nCache-Control: no-store\r\n${extra}Connection: close\r\n\r\n`,
     );
     this.conn.write(head, head.length);
     if (!headOnly) this.conn.write(payload, payload.length);
