@@ -252,7 +252,7 @@ export class RequestHead extends Head {
   /**
    * The host the request is for, lower-case, without the port: from the target
    * in absolute- and authority-form (RFC 9112 §3.2.2), else from Host. "" when
-   * there is none (an HTTP/1.0 request without Host, or an empty Host).
+   * there is none (an HTTP/1.0 request without Host).
    */
   get host(): string {
     return (this.hostText ??= this.hostStart < 0 ? '' : HOSTS.get(this.d as Buffer, this.hostStart, this.hostEnd));
