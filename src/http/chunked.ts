@@ -15,7 +15,7 @@
 // (`framingTrailers` false): no sender may put them there (RFC 9110 §6.5.1),
 // and a backend that merged them into the header section would frame or
 // route the request anew. A response's pass.
-import { COLON, CR, FIELD, HEX, HTAB, LF, LOWER, SP, TCHAR } from './chars';
+import { COLON, CR, FIELD, HEX, HTAB, LF, SP, TCHAR, equalsIgnoreCase } from './chars';
 
 export const CHUNKED_NEED_MORE = -1;
 export const CHUNKED_ERROR = -2;
@@ -48,7 +48,7 @@ export class ChunkedBody {
   private remaining = 0;
   private lineBytes = 0;
   private trailerBytes = 0;
-  /** The current trailer name, lower-cased, while it is short enough to be one of FRAMING. */
+  /** The current trailer name's bytes, while it is short enough to be one of FRAMING. */
   private readonly name = new Uint8Array(NAME_MAX);
   private nameLength = 0;
 
@@ -181,7 +181,7 @@ export class ChunkedBody {
           if (c === CR) state = S.FinalLF;
           else if (tchar[c] === 1) {
             state = S.TrailerName;
-            this.name[0] = LOWER[c];
+            this.name[0] = c;
             this.nameLength = 1;
           } else return this.fail(c === SP || c === HTAB ? 'obs-fold in trailer' : 'invalid trailer field');
           break;
@@ -190,7 +190,7 @@ export class ChunkedBody {
             state = S.TrailerValue;
             if (!this.framingTrailers && this.namesFraming()) return this.fail('a framing field in the trailers');
           } else if (tchar[c] !== 1) return this.fail('invalid trailer field');
-          else if (this.nameLength < NAME_MAX) this.name[this.nameLength++] = LOWER[c];
+          else if (this.nameLength < NAME_MAX) this.name[this.nameLength++] = c;
           else this.nameLength = NAME_MAX + 1;
           break;
         case S.TrailerValue:
@@ -214,13 +214,7 @@ export class ChunkedBody {
   }
 
   private namesFraming(): boolean {
-    for (const f of FRAMING) {
-      if (f.length !== this.nameLength) continue;
-      let i = 0;
-      while (i < f.length && this.name[i] === f.charCodeAt(i)) i++;
-      if (i === f.length) return true;
-    }
-    return false;
+    return FRAMING.some((f) => equalsIgnoreCase(this.name, 0, this.nameLength, f));
   }
 
   private fail(why: string): number {
