@@ -401,9 +401,8 @@ export class HttpSession implements ConnectionOwner, Pairing {
     let from = s;
     if (this.headOwed) {
       // The body's first bytes, when few, go in the same write as the head.
-      this.headOwed = false;
       if (e - s <= COALESCE_MAX) from = e;
-      this.writeHead(up, data, s, from);
+      this.writeOwedHead(data, s, from);
     }
     if (e <= s) return;
     if (from < e) up.write(from === 0 ? data : data.subarray(from), e - from);
@@ -550,9 +549,10 @@ export class HttpSession implements ConnectionOwner, Pairing {
     return this.writeHead(conn);
   }
 
-  private writeOwedHead(): void {
+  /** The owed head goes now, with body bytes [s, e) of `data` in the same write. */
+  private writeOwedHead(data: Buffer | null = null, s = 0, e = 0): void {
     this.headOwed = false;
-    if (this.upstream !== null) this.writeHead(this.upstream);
+    if (this.upstream !== null) this.writeHead(this.upstream, data, s, e);
   }
 
   /**
