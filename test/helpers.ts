@@ -421,6 +421,11 @@ export function patternBytes(size: number, seed = 1): Buffer {
   return b;
 }
 
+/** File descriptors a process holds now. */
+export function fdCount(pid: number): number {
+  return fs.readdirSync(`/proc/${pid}/fd`).length;
+}
+
 /** Resident memory of a process, in bytes. */
 export function rss(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

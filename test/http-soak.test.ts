@@ -13,11 +13,10 @@
 // more file descriptors than before, and still serves.
 import test, { type ExecutionContext } from 'ava';
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { field, RawClient, type Message } from './httpclient';
-import { listen, MODES, once, patternBytes, type Mode } from './helpers';
+import { fdCount, listen, MODES, once, patternBytes, type Mode } from './helpers';
 import { startRspLua } from './lua';
 
 const SECONDS = Number(process.env.RSP_SOAK_SECONDS ?? 10);
@@ -258,10 +257,6 @@ async function connection(t: ExecutionContext, port: number, seed: number, tally
   } finally {
     c.socket.destroy();
   }
-}
-
-function fdCount(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length;
 }
 
 async function soak(t: ExecutionContext, mode: Mode): Promise<void> {

@@ -5,9 +5,8 @@
 // be a prefix of what was sent (never corrupted). Afterwards rsp holds no
 // more file descriptors than before, and still serves.
 import test from 'ava';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { listen, patternBytes, rss } from './helpers';
+import { fdCount, listen, patternBytes, rss } from './helpers';
 import { startRspLua } from './lua';
 
 const SECONDS = Number(process.env.RSP_SOAK_SECONDS ?? 15);
@@ -32,10 +31,6 @@ function backend(): net.Server {
       }
     });
   });
-}
-
-function fdCount(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length;
 }
 
 type Kind = 'normal' | 'slow' | 'early-close' | 'client-reset' | 'backend-reset';
